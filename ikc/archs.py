@@ -1,0 +1,159 @@
+"""Networks of IKC: SFTMD (super-resolver conditioned on the kernel code), Predictor and Corrector.
+
+Layer specs follow the official code (see the reference sheet), with two deliberate changes:
+SFTMD may add a bicubic upsampling of its input (it then learns only the residual, which trains
+far faster on a CPU budget), and the Predictor and Corrector end without an activation, since
+our codes are centred and signed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .kernel_code import CODE_LENGTH
+
+SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class SFTMDConfig:
+    """Size of an SFTMD; the defaults are the official x4 network."""
+
+    scale: int = 4
+    nf: int = 64
+    nb: int = 16
+    code_length: int = CODE_LENGTH
+    bicubic_skip: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Width of the Predictor and Corrector."""
+
+    nf: int = 64
+    code_length: int = CODE_LENGTH
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SFTLayer(nn.Module):
+    """Spatial feature transform: features * sigmoid(gamma(f, h)) + beta(f, h)."""
+
+    def __init__(self, nf: int, code_length: int, hidden: int = 32):
+        super().__init__()
+        self.gamma = nn.Sequential(nn.Conv2d(nf + code_length, hidden, 3, 1, 1), nn.LeakyReLU(0.2),
+                                   nn.Conv2d(hidden, nf, 3, 1, 1))
+        self.beta = nn.Sequential(nn.Conv2d(nf + code_length, hidden, 3, 1, 1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(hidden, nf, 3, 1, 1))
+
+    def forward(self, features: torch.Tensor, code_map: torch.Tensor) -> torch.Tensor:
+        joined = torch.cat((features, code_map), dim=1)
+        return features * torch.sigmoid(self.gamma(joined)) + self.beta(joined)
+
+
+class SFTResidualBlock(nn.Module):
+    """x + conv(ReLU(SFT(conv(ReLU(SFT(x))))))."""
+
+    def __init__(self, nf: int, code_length: int):
+        super().__init__()
+        self.sft1 = SFTLayer(nf, code_length)
+        self.conv1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.sft2 = SFTLayer(nf, code_length)
+        self.conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+
+    def forward(self, features: torch.Tensor, code_map: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.sft1(features, code_map)))
+        out = self.conv2(F.relu(self.sft2(out, code_map)))
+        return features + out
+
+
+def _upsampler(nf: int, scale: int) -> nn.Sequential:
+    """x4: two conv + PixelShuffle(2) stages; x2 and x3: one conv + PixelShuffle(scale)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale}")
+    factors = [2, 2] if scale == 4 else [scale]
+    layers: list[nn.Module] = []
+    for factor in factors:
+        layers += [nn.Conv2d(nf, nf * factor ** 2, 3, 1, 1), nn.PixelShuffle(factor), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers)
+
+
+class SFTMD(nn.Module):
+    """Super-resolves an LR batch (B, 3, h, w) in [0, 1] given kernel codes (B, code_length)."""
+
+    def __init__(self, config: SFTMDConfig = SFTMDConfig()):
+        super().__init__()
+        self.config = config
+        nf, length = config.nf, config.code_length
+        self.head = nn.Sequential(nn.Conv2d(3, nf, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(nf, nf, 3, 1, 1),
+                                  nn.LeakyReLU(0.2), nn.Conv2d(nf, nf, 3, 1, 1))
+        self.body = nn.ModuleList(SFTResidualBlock(nf, length) for _ in range(config.nb))
+        self.sft_tail = SFTLayer(nf, length)
+        self.conv_tail = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.upsampler = _upsampler(nf, config.scale)
+        self.conv_out = nn.Conv2d(nf, 3, 9, 1, 4)
+
+    def forward(self, lr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = lr.shape
+        code_map = code.reshape(batch, -1, 1, 1).expand(-1, -1, height, width).to(lr)
+        if lr.is_contiguous(memory_format=torch.channels_last):
+            code_map = code_map.contiguous(memory_format=torch.channels_last)
+        head = self.head(lr)
+        features = head
+        for block in self.body:
+            features = block(features, code_map)
+        features = self.conv_tail(self.sft_tail(features + head, code_map))
+        out = self.conv_out(self.upsampler(features))
+        if self.config.bicubic_skip:
+            out = out + F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        return out.clamp(0, 1)
+
+
+class Predictor(nn.Module):
+    """Guesses the kernel code h0 from an LR batch: six 5x5 convs and global average pooling."""
+
+    def __init__(self, config: EstimatorConfig = EstimatorConfig()):
+        super().__init__()
+        self.config = config
+        nf = config.nf
+        channels = [3, nf, nf, nf, nf, nf]
+        strides = [1, 1, 1, 2, 1]
+        layers: list[nn.Module] = []
+        for c_in, c_out, stride in zip(channels[:-1], channels[1:], strides):
+            layers += [nn.Conv2d(c_in, c_out, 5, stride, 2), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(nf, config.code_length, 5, 1, 2))
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.convs(lr).mean(dim=(2, 3))
+
+
+class Corrector(nn.Module):
+    """Proposes a code update dh from the current SR batch and its code."""
+
+    def __init__(self, config: EstimatorConfig = EstimatorConfig()):
+        super().__init__()
+        self.config = config
+        nf, length = config.nf, config.code_length
+        layers: list[nn.Module] = []
+        for index, stride in enumerate([1, 2, 1, 2, 1, 1, 1]):
+            layers += [nn.Conv2d(3 if index == 0 else nf, nf, 5, stride, 2), nn.LeakyReLU(0.1)]
+        self.convs = nn.Sequential(*layers)
+        self.code_dense = nn.Sequential(nn.Linear(length, nf), nn.LeakyReLU(0.1),
+                                        nn.Linear(nf, nf), nn.LeakyReLU(0.1))
+        self.fuse = nn.Sequential(nn.Conv2d(2 * nf, 2 * nf, 1), nn.LeakyReLU(0.1),
+                                  nn.Conv2d(2 * nf, nf, 1), nn.LeakyReLU(0.1),
+                                  nn.Conv2d(nf, length, 1))
+
+    def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        features = self.convs(sr)
+        code_features = self.code_dense(code.to(sr)).reshape(sr.shape[0], -1, 1, 1)
+        joined = torch.cat((features, code_features.expand_as(features)), dim=1)
+        return self.fuse(joined).mean(dim=(2, 3))

@@ -1,0 +1,112 @@
+"""Safetensors checkpoints with their metadata (never pickle), and the SHA256SUMS manifest beside them.
+
+Shipped files, per scale s:
+  checkpoints/sftmd_x{s}.safetensors   SFTMD weights, PCA, metadata
+  checkpoints/ikc_x{s}.safetensors     Predictor and Corrector weights, the same PCA, metadata
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .kernel_code import KernelPCA
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+MANIFEST = "SHA256SUMS"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged or does not fit; the message says what to do."""
+
+
+def sftmd_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
+    return Path(folder) / f"sftmd_x{scale}.safetensors"
+
+
+def estimators_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
+    return Path(folder) / f"ikc_x{scale}.safetensors"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_modules(path: Path, modules: dict[str, nn.Module], pca: KernelPCA, metadata: dict,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write the modules' weights (prefixed by their names), the PCA and metadata to one file."""
+    tensors = {f"{name}.{key}": value.detach().to(dtype).contiguous()
+               for name, module in modules.items() for key, value in module.state_dict().items()}
+    tensors.update({f"pca.{key}": value for key, value in pca.tensors().items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"ikc": json.dumps({"format": FORMAT_VERSION, **metadata})})
+    return path
+
+
+def write_manifest(folder: Path = CHECKPOINT_DIR) -> Path:
+    """(Re)write SHA256SUMS for every .safetensors file in `folder`."""
+    folder = Path(folder)
+    lines = [f"{sha256(p)}  {p.name}\n" for p in sorted(folder.glob("*.safetensors"))]
+    manifest = folder / MANIFEST
+    manifest.write_text("".join(lines))
+    return manifest
+
+
+def verify(path: Path) -> None:
+    """Check `path` against the SHA256SUMS beside it, when there is one."""
+    manifest = path.parent / MANIFEST
+    if not manifest.is_file():
+        return
+    sums = dict(reversed(line.split(maxsplit=1)) for line in manifest.read_text().splitlines() if line.strip())
+    expected = {name.strip(): digest for name, digest in sums.items()}.get(path.name)
+    if expected is None:
+        raise CheckpointError(f"{path.name} is not listed in {manifest}: re-export it with "
+                              f"`python -m training.export` or restore it with `git checkout -- checkpoints`")
+    if sha256(path) != expected:
+        raise CheckpointError(f"{path} does not match its checksum in {manifest.name}: the file is damaged or "
+                              f"was changed; restore it with `git checkout -- checkpoints` (or `git lfs pull`)")
+
+
+def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint, verified against the manifest; CheckpointError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    verify(path)
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = json.loads((handle.metadata() or {})["ikc"])
+    except (SafetensorError, OSError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path} is not a readable IKC checkpoint ({error}); restore it with "
+                              f"`git checkout -- checkpoints` or re-export it") from None
+    if metadata.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format {metadata.get('format')}, this code reads {FORMAT_VERSION}")
+    return tensors, metadata
+
+
+def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> nn.Module:
+    """Fill `module` from the tensors named `prefix.*`; CheckpointError when the shapes do not fit."""
+    state = {key[len(prefix) + 1:]: value.float() for key, value in tensors.items() if key.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: the {prefix} weights do not fit the architecture in its metadata "
+                              f"({str(error).splitlines()[0]})") from None
+    return module
+
+
+def read_pca(tensors: dict[str, torch.Tensor]) -> KernelPCA:
+    """The kernel PCA stored in a checkpoint."""
+    return KernelPCA.from_tensors({key[4:]: value for key, value in tensors.items() if key.startswith("pca.")})

@@ -1,0 +1,136 @@
+"""The degradation model LR = (k * HR)↓s + n: one implementation for training, evaluation and the app.
+
+Images are float tensors in [0, 1], shaped (B, C, H, W). Kernels are (B, K, K) or (K, K).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+KERNEL_SIZE = 21
+
+
+def gaussian_kernel(sigma: float, size: int = KERNEL_SIZE) -> np.ndarray:
+    """Isotropic Gaussian kernel of width `sigma` on a size x size grid, normalised to sum 1."""
+    return anisotropic_gaussian_kernel(sigma, sigma, 0.0, size)
+
+
+def anisotropic_gaussian_kernel(sigma_x: float, sigma_y: float, angle: float,
+                                size: int = KERNEL_SIZE) -> np.ndarray:
+    """Gaussian kernel with widths sigma_x, sigma_y along axes rotated by `angle` degrees, sum 1."""
+    if not (sigma_x > 0 and sigma_y > 0) or not math.isfinite(sigma_x * sigma_y * angle):
+        raise ValueError(f"kernel widths must be positive and finite, got {sigma_x}, {sigma_y}, angle {angle}")
+    if size % 2 != 1 or size < 3:
+        raise ValueError(f"kernel size must be an odd number >= 3, got {size}")
+    theta = math.radians(angle)
+    rotation = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    covariance = rotation @ np.diag([sigma_x ** 2, sigma_y ** 2]) @ rotation.T
+    inverse = np.linalg.inv(covariance)
+    radius = size // 2
+    ys, xs = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    points = np.stack([xs, ys], axis=-1)
+    exponent = np.einsum("...i,ij,...j->...", points, inverse, points)
+    kernel = np.exp(-0.5 * exponent)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Blur each image of the batch with its own kernel (or one shared kernel), reflect padding."""
+    batch, channels, height, width = images.shape
+    if kernels.dim() == 2:
+        kernels = kernels.expand(batch, -1, -1)
+    size = kernels.shape[-1]
+    pad = size // 2
+    if height <= pad or width <= pad:
+        raise ValueError(f"image of {height}x{width} px is too small for a {size}x{size} kernel")
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    weight = kernels.to(images).flip(-1, -2).repeat_interleave(channels, dim=0).unsqueeze(1)
+    out = F.conv2d(padded.reshape(1, batch * channels, height + 2 * pad, width + 2 * pad), weight,
+                   groups=batch * channels)
+    return out.reshape(batch, channels, height, width)
+
+
+def _cubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = -0.5, as in MATLAB's imresize."""
+    ax = x.abs()
+    ax2, ax3 = ax ** 2, ax ** 3
+    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+@lru_cache(maxsize=64)
+def _resize_matrix(in_length: int, out_length: int, scale: float, antialias: bool) -> torch.Tensor:
+    """Dense (out, in) matrix of MATLAB imresize weights along one axis, symmetric boundary."""
+    kernel_width = 4.0
+    shrink = scale < 1 and antialias
+    if shrink:
+        kernel_width /= scale
+    x = torch.arange(1, out_length + 1, dtype=torch.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - kernel_width / 2)
+    taps = math.ceil(kernel_width) + 2
+    indices = left.unsqueeze(1) + torch.arange(taps, dtype=torch.float64).unsqueeze(0)
+    distance = u.unsqueeze(1) - indices
+    weights = scale * _cubic(distance * scale) if shrink else _cubic(distance)
+    weights = weights / weights.sum(1, keepdim=True)
+    mirror = torch.cat([torch.arange(in_length), torch.arange(in_length - 1, -1, -1)])
+    source = mirror[(indices.long() - 1) % (2 * in_length)]
+    matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
+    matrix.scatter_add_(1, source, weights)
+    return matrix.float()
+
+
+def imresize(images: torch.Tensor, scale: float | None = None,
+             size: tuple[int, int] | None = None, antialias: bool = True) -> torch.Tensor:
+    """MATLAB-compatible bicubic resize of a (B, C, H, W) batch by `scale` or to `size` (H, W).
+
+    Matches MATLAB's imresize(img, scale, 'bicubic'): a = -0.5 cubic, antialiased when shrinking,
+    symmetric padding at the borders. Output is not clamped, like MATLAB's for float input.
+    """
+    height, width = images.shape[-2:]
+    if size is None:
+        if scale is None or not scale > 0:
+            raise ValueError("imresize needs a positive scale or an output size")
+        size = (math.ceil(height * scale), math.ceil(width * scale))
+    scale_h = scale if scale is not None else size[0] / height
+    scale_w = scale if scale is not None else size[1] / width
+    rows = _resize_matrix(height, size[0], scale_h, antialias).to(images)
+    cols = _resize_matrix(width, size[1], scale_w, antialias).to(images)
+    return rows @ images @ cols.T
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an (H, W, ...) array so that H and W are multiples of `scale`."""
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale]
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest 8-bit level, clamped to [0, 1], as saving to PNG does."""
+    return torch.round(images.clamp(0, 1) * 255) / 255
+
+
+def add_noise(images: torch.Tensor, noise_sigma: torch.Tensor | float,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add white Gaussian noise with standard deviation `noise_sigma` on the 0-255 scale (per sample)."""
+    sigma = torch.as_tensor(noise_sigma, dtype=images.dtype).reshape(-1, 1, 1, 1) / 255
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    return images + noise * sigma
+
+
+def degrade(hr: torch.Tensor, kernels: torch.Tensor, scale: int,
+            noise_sigma: torch.Tensor | float = 0.0,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """LR = round8((kernel * HR) bicubic-downsampled by `scale` + noise); HR must be modcropped."""
+    height, width = hr.shape[-2:]
+    if height % scale or width % scale:
+        raise ValueError(f"HR size {height}x{width} is not a multiple of scale {scale}: modcrop it first")
+    lr = imresize(blur(hr, torch.as_tensor(kernels)), size=(height // scale, width // scale))
+    if torch.as_tensor(noise_sigma).abs().max() > 0:
+        lr = add_noise(lr, noise_sigma, generator)
+    return quantize(lr)

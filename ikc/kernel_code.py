@@ -1,0 +1,92 @@
+"""The kernel code h: 10 PCA coefficients of the 21x21 blur kernel plus one noise-level entry.
+
+Unlike the official code, the PCA is centred and each coefficient is divided by its standard
+deviation, so every code entry has unit scale; the mean is kept so a code can be drawn back
+into a kernel. The fit is seeded and the matrices travel inside each checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .degradation import KERNEL_SIZE, gaussian_kernel
+
+PCA_COMPONENTS = 10
+NOISE_CODE_SCALE = 25.0  # the noise entry is sigma (0-255 scale) / 25, so sigma 25 -> 1.0
+CODE_LENGTH = PCA_COMPONENTS + 1
+WIDTH_GRID = np.round(np.arange(0.10, 8.0001, 0.01), 2)
+
+
+@dataclass(frozen=True)
+class KernelPCA:
+    """Centred, whitened PCA of flattened kernels: code = (k - mean) @ matrix / scale."""
+
+    matrix: np.ndarray  # (K*K, PCA_COMPONENTS), orthonormal columns
+    mean: np.ndarray  # (K*K,)
+    scale: np.ndarray  # (PCA_COMPONENTS,)
+
+    @property
+    def kernel_size(self) -> int:
+        return int(round(self.mean.size ** 0.5))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The three arrays as named float32 tensors, for saving in a checkpoint."""
+        return {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name), np.float32))
+                for name in ("matrix", "mean", "scale")}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "KernelPCA":
+        """Rebuild from the tensors written by `tensors()`."""
+        return cls(**{name: tensors[name].float().numpy() for name in ("matrix", "mean", "scale")})
+
+
+def fit_pca(sigma_min: float = 0.2, sigma_max: float = 4.0, count: int = 30000,
+            seed: int = 0, size: int = KERNEL_SIZE) -> KernelPCA:
+    """Fit the PCA on `count` isotropic kernels with widths drawn uniformly from the training range."""
+    rng = np.random.default_rng(seed)
+    sigmas = rng.uniform(sigma_min, sigma_max, count)
+    kernels = np.stack([gaussian_kernel(s, size).ravel() for s in sigmas]).astype(np.float64)
+    mean = kernels.mean(0)
+    _, _, vt = np.linalg.svd(kernels - mean, full_matrices=False)
+    matrix = vt[:PCA_COMPONENTS].T
+    matrix *= np.sign(matrix.sum(0, keepdims=True) + 1e-12)  # a fixed sign per component
+    scale = ((kernels - mean) @ matrix).std(0)
+    return KernelPCA(matrix.astype(np.float32), mean.astype(np.float32), scale.astype(np.float32))
+
+
+def encode(pca: KernelPCA, kernels: np.ndarray, noise_sigma: np.ndarray | float = 0.0) -> np.ndarray:
+    """Codes (..., CODE_LENGTH) of kernels (..., K, K) with noise sigma on the 0-255 scale."""
+    flat = kernels.reshape(*kernels.shape[:-2], -1).astype(np.float32)
+    pcs = (flat - pca.mean) @ pca.matrix / pca.scale
+    noise = np.broadcast_to(np.asarray(noise_sigma, np.float32) / NOISE_CODE_SCALE, pcs.shape[:-1])
+    return np.concatenate([pcs, noise[..., None]], axis=-1).astype(np.float32)
+
+
+def decode_kernel(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
+    """Kernels (..., K, K) drawn back from codes; clipped at 0 and renormalised to sum 1."""
+    pcs = np.asarray(codes, np.float32)[..., :PCA_COMPONENTS]
+    flat = np.maximum(pca.mean + (pcs * pca.scale) @ pca.matrix.T, 0)
+    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-8)
+    return flat.reshape(*flat.shape[:-1], pca.kernel_size, pca.kernel_size)
+
+
+def decode_noise(codes: np.ndarray) -> np.ndarray:
+    """Noise sigma on the 0-255 scale stored in codes (never negative)."""
+    return np.maximum(np.asarray(codes, np.float32)[..., PCA_COMPONENTS] * NOISE_CODE_SCALE, 0)
+
+
+@lru_cache(maxsize=4)
+def _width_bank(size: int) -> np.ndarray:
+    """Flattened isotropic kernels for every width on WIDTH_GRID."""
+    return np.stack([gaussian_kernel(float(s), size).ravel() for s in WIDTH_GRID])
+
+
+def estimate_width(kernels: np.ndarray) -> np.ndarray:
+    """Isotropic width (sigma) of the Gaussian closest in L2 to each kernel (..., K, K)."""
+    size = kernels.shape[-1]
+    flat = kernels.reshape(-1, size * size)
+    distances = ((flat[:, None, :] - _width_bank(size)[None]) ** 2).sum(-1)
+    return WIDTH_GRID[distances.argmin(1)].reshape(kernels.shape[:-2])

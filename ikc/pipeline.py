@@ -1,0 +1,221 @@
+"""The IKC correction loop as a public API: load a scale, run t steps, get every step back.
+
+    model = ikc.load(scale=4)
+    for step in model.steps(lr_pixels, iterations=7):   # streams, one Step per iteration
+        print(step.index, step.kernel_width, step.noise_sigma)
+    sr = model.super_resolve(lr_pixels, kernel=ikc.gaussian_kernel(2.0))   # non-blind
+
+The kernel is one per image, so the Predictor and Corrector work on a textured crop of the LR
+image (`estimation_crop` px); SFTMD runs on the whole image only for the steps that are shown.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .archs import SCALES, SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig
+from .checkpoint import (CHECKPOINT_DIR, CheckpointError, estimators_path, load_module, read_file, read_pca,
+                         sftmd_path)
+from .imageio import to_pixels, to_tensor
+from .kernel_code import KernelPCA, decode_kernel, decode_noise, encode, estimate_width
+
+CL = torch.channels_last
+MIN_LR_SIZE = 8
+MAX_ITERATIONS = 50
+Render = Literal["all", "last", "none"]
+
+
+@dataclass
+class Step:
+    """One step of the correction loop; `sr` is None for steps that were not rendered."""
+
+    index: int
+    code: np.ndarray  # (CODE_LENGTH,) kernel code with the noise entry last
+    kernel: np.ndarray  # (21, 21) kernel drawn back from the code
+    kernel_width: float  # isotropic width closest to `kernel`
+    noise_sigma: float  # noise level on the 0-255 scale
+    sr: np.ndarray | None  # (H*s, W*s, 3) uint8
+
+
+def _check_lr(pixels: np.ndarray) -> None:
+    if not (isinstance(pixels, np.ndarray) and pixels.ndim == 3 and pixels.shape[2] == 3
+            and pixels.dtype == np.uint8):
+        raise ValueError("the LR image must be an (H, W, 3) uint8 RGB array")
+    if min(pixels.shape[:2]) < MIN_LR_SIZE:
+        raise ValueError(f"the LR image is {pixels.shape[1]}x{pixels.shape[0]} px; "
+                         f"at least {MIN_LR_SIZE}x{MIN_LR_SIZE} px are needed")
+
+
+def textured_window(lr: torch.Tensor, size: int) -> tuple[int, int]:
+    """Top-left corner of the size x size window with the most gradient energy (edges reveal blur)."""
+    height, width = lr.shape[-2:]
+    if height <= size and width <= size:
+        return 0, 0
+    grey = lr.mean(1, keepdim=True)
+    energy = (grey[..., 1:, :-1] - grey[..., :-1, :-1]).abs() + (grey[..., :-1, 1:] - grey[..., :-1, :-1]).abs()
+    window = (min(size, height - 1), min(size, width - 1))
+    stride = max(1, size // 8)
+    scores = F.avg_pool2d(energy, window, stride=stride)
+    index = int(scores.flatten().argmax())
+    return (index // scores.shape[-1]) * stride, (index % scores.shape[-1]) * stride
+
+
+class IKC:
+    """SFTMD with its Predictor and Corrector for one scale, plus the kernel PCA they share."""
+
+    def __init__(self, sftmd: SFTMD, pca: KernelPCA, predictor: Predictor | None = None,
+                 corrector: Corrector | None = None, metadata: dict | None = None,
+                 estimation_crop: int | None = 64, tile_pixels: int = 192 * 192, tile_overlap: int = 24):
+        self.sftmd = sftmd.eval().to(memory_format=CL)
+        self.predictor = predictor.eval() if predictor is not None else None
+        self.corrector = corrector.eval().to(memory_format=CL) if corrector is not None else None
+        self.pca = pca
+        self.scale = sftmd.config.scale
+        self.metadata = metadata or {}
+        self.estimation_crop = estimation_crop
+        self.tile_pixels = tile_pixels
+        self.tile_overlap = tile_overlap
+
+    @property
+    def blind(self) -> bool:
+        """True when a Predictor and Corrector are loaded (blind SR is possible)."""
+        return self.predictor is not None and self.corrector is not None
+
+    def code_for(self, kernel: np.ndarray, noise_sigma: float = 0.0) -> np.ndarray:
+        """The code of a user-chosen kernel (K, K) and noise level (0-255 scale)."""
+        return encode(self.pca, np.asarray(kernel, np.float32), noise_sigma)
+
+    def describe(self, index: int, code: np.ndarray, sr: np.ndarray | None) -> Step:
+        """A Step for `code`: kernel drawn back, its width and noise level."""
+        kernel = decode_kernel(self.pca, code)
+        return Step(index, code.copy(), kernel, float(estimate_width(kernel)), float(decode_noise(code)), sr)
+
+    @torch.inference_mode()
+    def render(self, lr_pixels: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """SFTMD on the whole image for one code, in overlapping tiles when the image is large."""
+        _check_lr(lr_pixels)
+        return to_pixels(self._sftmd(to_tensor(lr_pixels), torch.from_numpy(code)[None]))
+
+    def super_resolve(self, lr_pixels: np.ndarray, kernel: np.ndarray | None = None,
+                      noise_sigma: float = 0.0, code: np.ndarray | None = None) -> np.ndarray:
+        """Non-blind SR: the given kernel (or code) is trusted as it is."""
+        if (kernel is None) == (code is None):
+            raise ValueError("give exactly one of kernel or code")
+        return self.render(lr_pixels, self.code_for(kernel, noise_sigma) if code is None else code)
+
+    @torch.inference_mode()
+    def steps(self, lr_pixels: np.ndarray, iterations: int = 7, init_code: np.ndarray | None = None,
+              render: Render = "all", on_step: Callable[[Step], None] | None = None) -> Iterator[Step]:
+        """Run the correction loop, yielding steps 0..iterations as each finishes.
+
+        Step 0 uses `init_code` when given, else the Predictor's guess. render="all" gives every
+        step's full SR image, "last" only the final one's, "none" none (render them later with
+        `render`, e.g. for the steps a user looks at).
+        """
+        _check_lr(lr_pixels)
+        if not (isinstance(iterations, (int, np.integer)) and 0 <= iterations <= MAX_ITERATIONS):
+            raise ValueError(f"iterations must be a whole number from 0 to {MAX_ITERATIONS}, got {iterations!r}")
+        if init_code is None and not self.blind:
+            raise CheckpointError(f"no Predictor/Corrector checkpoint for x{self.scale}: blind SR is not available; "
+                                  f"give a kernel, or train them with `python -m training.train_ikc`")
+        if iterations > 0 and self.corrector is None:
+            raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
+        lr = to_tensor(lr_pixels).contiguous(memory_format=CL)
+        crop = self._estimation_region(lr)
+        whole = crop.shape[-2:] == lr.shape[-2:]
+        code = torch.from_numpy(np.asarray(init_code, np.float32))[None] if init_code is not None \
+            else self.predictor(crop)
+        crop_sr = None
+        for index in range(iterations + 1):
+            if index > 0:
+                code = code + self.corrector(crop_sr, code)
+            if index < iterations or whole:
+                crop_sr = self._sftmd(crop, code)
+            wanted = render == "all" or (render == "last" and index == iterations)
+            sr = None
+            if wanted:
+                sr = to_pixels(crop_sr) if whole else to_pixels(self._sftmd(lr, code))
+            step = self.describe(index, code[0].numpy(), sr)
+            if on_step is not None:
+                on_step(step)
+            yield step
+
+    def run(self, lr_pixels: np.ndarray, iterations: int = 7, **options) -> list[Step]:
+        """All steps of `steps` as a list."""
+        return list(self.steps(lr_pixels, iterations, **options))
+
+    def _estimation_region(self, lr: torch.Tensor) -> torch.Tensor:
+        size = self.estimation_crop
+        if size is None or max(lr.shape[-2:]) <= size:
+            return lr
+        top, left = textured_window(lr, size)
+        return lr[..., top:top + size, left:left + size]
+
+    def _sftmd(self, lr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """SFTMD over overlapping tiles; each tile keeps only its core, so seams vanish."""
+        height, width = lr.shape[-2:]
+        if height * width <= self.tile_pixels:
+            return self.sftmd(lr.contiguous(memory_format=CL), code)
+        side = max(16, int(math.sqrt(self.tile_pixels)) - 2 * self.tile_overlap)
+        s, pad = self.scale, self.tile_overlap
+        out = torch.empty(1, 3, height * s, width * s)
+        for top in range(0, height, side):
+            for left in range(0, width, side):
+                bottom, right = min(top + side, height), min(left + side, width)
+                y0, x0 = max(top - pad, 0), max(left - pad, 0)
+                tile = lr[..., y0:min(bottom + pad, height), x0:min(right + pad, width)]
+                sr = self.sftmd(tile.contiguous(memory_format=CL), code)
+                out[..., top * s:bottom * s, left * s:right * s] = \
+                    sr[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
+        return out
+
+
+def _configs(metadata: dict, path: Path, key: str, config_type):
+    try:
+        return config_type(**metadata[key])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: metadata has no usable '{key}' architecture ({error})") from None
+
+
+def available_scales(folder: Path = CHECKPOINT_DIR) -> list[int]:
+    """Scales for which an SFTMD checkpoint exists in `folder`."""
+    return [s for s in SCALES if sftmd_path(s, folder).is_file()]
+
+
+def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: bool = True, **options) -> IKC:
+    """Load the pipeline for one scale from `folder`; CheckpointError says what is missing and what to do."""
+    folder = Path(folder)
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    path = sftmd_path(scale, folder)
+    if not path.is_file():
+        have = available_scales(folder)
+        raise CheckpointError(f"no checkpoint for x{scale} in {folder} (available: "
+                              f"{', '.join(f'x{s}' for s in have) or 'none'}); train one with "
+                              f"`python -m training.train_sftmd` and export it with `python -m training.export`")
+    tensors, metadata = read_file(path)
+    sftmd = load_module(SFTMD(_configs(metadata, path, "sftmd", SFTMDConfig)), tensors, "sftmd", path)
+    if sftmd.config.scale != scale:
+        raise CheckpointError(f"{path} holds an x{sftmd.config.scale} network, not x{scale}")
+    pca = read_pca(tensors)
+    predictor = corrector = None
+    estimators = estimators_path(scale, folder)
+    if estimators.is_file():
+        est_tensors, est_meta = read_file(estimators)
+        if not np.array_equal(read_pca(est_tensors).matrix, pca.matrix):
+            raise CheckpointError(f"{estimators} was trained with another kernel PCA than {path}: export both "
+                                  f"from the same training run")
+        config = _configs(est_meta, estimators, "estimator", EstimatorConfig)
+        predictor = load_module(Predictor(config), est_tensors, "predictor", estimators)
+        corrector = load_module(Corrector(config), est_tensors, "corrector", estimators)
+        metadata = {**metadata, "estimators": est_meta}
+    elif require_blind:
+        raise CheckpointError(f"no Predictor/Corrector checkpoint {estimators.name} for x{scale}: blind SR needs "
+                              f"it; train it with `python -m training.train_ikc`, or load with require_blind=False")
+    return IKC(sftmd, pca, predictor, corrector, metadata, **options)

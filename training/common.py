@@ -1,0 +1,195 @@
+"""What both training scripts share: configs, resumable state files, the LR schedule, logging, DDP."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ikc.degradation import degrade, gaussian_kernel, modcrop
+from ikc.imageio import load_image
+from ikc.kernel_code import KernelPCA, encode
+from ikc.metrics import psnr_y_torch
+
+from .dataset import DegradationRange, list_images, split_holdout
+
+
+@dataclass
+class TrainConfig:
+    """One training run, read from a YAML file in training/configs."""
+
+    scale: int = 4
+    nf: int = 64
+    nb: int = 16
+    bicubic_skip: bool = True
+    estimator_nf: int = 64
+    batch_size: int = 16
+    lr_patch: int = 32
+    learning_rate: float = 2e-4
+    min_learning_rate: float = 1e-6
+    warmup_steps: int = 100
+    total_steps: int = 20000
+    correction_steps: int = 3
+    sigma_min: float = 0.2
+    sigma_max: float = 4.0
+    noise_max: float = 25.0
+    clean_fraction: float = 0.5
+    pca_seed: int = 0
+    seed: int = 0
+    holdout_images: int = 4
+    validate_every: int = 200
+    checkpoint_minutes: float = 5.0
+    validation_sigmas: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0])
+    init_from: str = ""
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def degradations(self) -> DegradationRange:
+        return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to the minimum over total_steps."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps))
+    span = config.learning_rate - config.min_learning_rate
+    return config.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * progress))
+
+
+def save_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
+               pca: KernelPCA, meta: dict) -> None:
+    """Everything needed to resume: weights, Adam moments, PCA and step, as safetensors (no pickle)."""
+    tensors = {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items()
+               for k, v in m.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, state in optim_state["state"].items():
+        for key, value in state.items():
+            value = torch.as_tensor(value)
+            tensors[f"optim.{index}.{key}"] = value.reshape(-1) if key == "step" else value.contiguous()
+    tensors.update({f"pca.{k}": v for k, v in pca.tensors().items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    save_file(tensors, str(temporary), metadata={"meta": json.dumps(meta)})
+    temporary.replace(path)  # never leave a half-written state behind
+
+
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a state file written by save_state."""
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        return tensors, json.loads(handle.metadata()["meta"])
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors named `prefix.*`, with the prefix removed."""
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def load_state(path: Path, modules: dict[str, nn.Module],
+               optimizer: torch.optim.Optimizer | None) -> tuple[KernelPCA, dict]:
+    """Restore what save_state wrote; returns the PCA and the metadata (step, config, ...)."""
+    tensors, meta = read_state(path)
+    for name, module in modules.items():
+        module.load_state_dict(prefixed(tensors, name))
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for key, value in prefixed(tensors, "optim").items():
+            index, name = key.split(".", 1)
+            # moments take the parameter's memory layout (channels_last) again
+            value = value.reshape(()) if name == "step" else torch.empty_like(params[int(index)]).copy_(value)
+            state["state"].setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict(state)
+    return KernelPCA.from_tensors(prefixed(tensors, "pca")), meta
+
+
+def setup_distributed() -> tuple[int, int]:
+    """(rank, world size); starts a gloo process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def any_rank(flag: bool, world: int) -> bool:
+    """True on every rank when `flag` is true on any of them (so all ranks stop together)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
+
+
+class RunLog:
+    """Appends lines to run/log.txt and rows to run/metrics.csv (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.run_dir, self.enabled = run_dir, enabled
+        if enabled:
+            run_dir.mkdir(parents=True, exist_ok=True)
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            with open(self.run_dir / "log.txt", "a") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def metrics(self, step: int, loss: float, seconds: float, val_psnr_y: float | None = None) -> None:
+        """One CSV row; val_psnr_y is left empty between validations."""
+        if not self.enabled:
+            return
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a") as handle:
+            if new:
+                handle.write("step,loss,seconds,val_psnr_y\n")
+            psnr = "" if val_psnr_y is None else f"{val_psnr_y:.3f}"
+            handle.write(f"{step},{loss:.5f},{seconds:.1f},{psnr}\n")
+
+
+def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[tuple[torch.Tensor, torch.Tensor,
+                                                                                       torch.Tensor]]:
+    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths."""
+    _, held = split_holdout(list_images(data_dir), config.holdout_images)
+    triples = []
+    for path in held:
+        image = load_image(path)
+        top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+        hr_pixels = modcrop(image[max(top, 0):max(top, 0) + crop, max(left, 0):max(left, 0) + crop], config.scale)
+        hr = torch.from_numpy(np.ascontiguousarray(hr_pixels)).permute(2, 0, 1)[None].float() / 255
+        for sigma in config.validation_sigmas:
+            kernel = gaussian_kernel(sigma)
+            triples.append((degrade(hr, torch.from_numpy(kernel), config.scale), hr, kernel))
+    return triples
+
+
+def validation_codes(triples, pca: KernelPCA) -> list[torch.Tensor]:
+    """True codes (noise 0) for the validation triples."""
+    return [torch.from_numpy(encode(pca, kernel[None], 0.0)) for _, _, kernel in triples]
+
+
+def mean_psnr(outputs: list[torch.Tensor], triples, scale: int) -> float:
+    """Mean PSNR-Y (border = scale) of outputs against the validation HR crops."""
+    return float(np.mean([psnr_y_torch((o * 255).round() / 255, hr, scale).item()
+                          for o, (_, hr, _) in zip(outputs, triples)]))

@@ -1,0 +1,84 @@
+"""Training pairs made on the fly: random HR crops, random kernels and noise, degraded with `ikc`."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ikc.degradation import degrade, gaussian_kernel
+from ikc.imageio import load_image
+from ikc.kernel_code import KernelPCA, encode
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class DegradationRange:
+    """Where training kernels and noise are drawn from."""
+
+    sigma_min: float = 0.2
+    sigma_max: float = 4.0
+    noise_max: float = 25.0
+    clean_fraction: float = 0.5
+
+
+@dataclass
+class Batch:
+    lr: torch.Tensor  # (B, 3, h, w) in [0, 1]
+    hr: torch.Tensor  # (B, 3, h*s, w*s)
+    code: torch.Tensor  # (B, CODE_LENGTH), the true kernel code
+    sigma: torch.Tensor  # (B,), kernel widths
+    noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files below `folder`, sorted, so that every run sees the same order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
+    """Split off `count` images chosen by a hash of their names: (train, held out), stable across runs."""
+    ranked = sorted(paths, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+    held = set(ranked[:count])
+    return [p for p in paths if p not in held], [p for p in paths if p in held]
+
+
+class PatchSampler:
+    """Keeps the HR photos in memory and draws degraded training batches from them."""
+
+    def __init__(self, paths: list[Path], pca: KernelPCA, scale: int, lr_patch: int,
+                 degradations: DegradationRange, seed: int = 0):
+        hr_patch = lr_patch * scale
+        self.images = [img for img in (load_image(p) for p in paths) if min(img.shape[:2]) >= hr_patch]
+        if not self.images:
+            raise ValueError(f"no training image is at least {hr_patch} px on its short side")
+        weights = np.array([img.shape[0] * img.shape[1] for img in self.images], np.float64)
+        self.weights = weights / weights.sum()  # larger photos give more patches
+        self.pca, self.scale, self.hr_patch, self.degradations = pca, scale, hr_patch, degradations
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _crop(self) -> np.ndarray:
+        image = self.images[self.rng.choice(len(self.images), p=self.weights)]
+        top = self.rng.integers(0, image.shape[0] - self.hr_patch + 1)
+        left = self.rng.integers(0, image.shape[1] - self.hr_patch + 1)
+        patch = image[top:top + self.hr_patch, left:left + self.hr_patch]
+        if self.rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        return np.rot90(patch, self.rng.integers(4))
+
+    def sample(self, batch_size: int) -> Batch:
+        """A batch of HR crops (flipped, rotated), blurred with random kernels, noised, downsampled."""
+        hr = torch.from_numpy(np.stack([self._crop() for _ in range(batch_size)])).permute(0, 3, 1, 2)
+        hr = hr.float() / 255
+        d = self.degradations
+        sigma = self.rng.uniform(d.sigma_min, d.sigma_max, batch_size)
+        noise = np.where(self.rng.random(batch_size) < d.clean_fraction, 0.0,
+                         self.rng.uniform(0, d.noise_max, batch_size))
+        kernels = np.stack([gaussian_kernel(s) for s in sigma])
+        lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator)
+        code = torch.from_numpy(encode(self.pca, kernels, noise))
+        return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float())

@@ -1,0 +1,129 @@
+"""Evaluate on a benchmark folder with the Gaussian8 protocol (final iteration, never best-of-steps).
+
+    python -m training.evaluate --hr-dir ../shared/benchmarks/Set5 --scale 4 [--sigmas 1.8,2.6] [--noise 0]
+                                [--iterations 7] [--json OUT] [--checkpoints DIR] [--methods bicubic,ikc]
+
+Each modcropped HR image is degraded with each kernel width (ikc.degrade); methods: bicubic,
+SFTMD with the true kernel (sftmd_gt), Predictor only (p_sftmd = IKC step 0) and full IKC (ikc).
+PSNR-Y and SSIM-Y with a border of `scale` px.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import ikc
+from ikc.checkpoint import CHECKPOINT_DIR
+from ikc.imageio import to_pixels, to_tensor
+
+from .dataset import list_images
+
+GAUSSIAN8 = {2: np.linspace(0.80, 1.60, 8), 3: np.linspace(1.35, 2.40, 8), 4: np.linspace(1.8, 3.2, 8)}
+METHODS = ("bicubic", "sftmd_gt", "p_sftmd", "ikc")
+
+
+def degrade_pixels(hr: np.ndarray, sigma: float, scale: int, noise: float, seed: int) -> np.ndarray:
+    """LR uint8 image from an HR uint8 image with the shared degradation (seeded noise)."""
+    generator = torch.Generator().manual_seed(seed)
+    kernel = torch.from_numpy(ikc.gaussian_kernel(sigma))
+    return to_pixels(ikc.degrade(to_tensor(hr), kernel, scale, noise, generator))
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic upscaling, rounded to 8 bit: the baseline every SR method must beat."""
+    return to_pixels(ikc.imresize(to_tensor(lr), scale).clamp(0, 1))
+
+
+def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: list[float], noise: float,
+             iterations: int, methods: tuple[str, ...]) -> dict:
+    """Mean PSNR-Y / SSIM-Y per method over every (image, width) pair, plus IKC's PSNR-Y per iteration."""
+    scores: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
+    per_iteration: list[list[float]] = []
+    pairs = [(p, s) for p in hr_paths for s in sigmas]
+    for index, (path, sigma) in enumerate(tqdm(pairs, desc="evaluate", dynamic_ncols=True)):
+        hr = ikc.modcrop(ikc.load_image(path), scale)
+        lr = degrade_pixels(hr, float(sigma), scale, noise, seed=index)
+
+        def score(sr: np.ndarray) -> tuple[float, float]:
+            return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
+
+        if "bicubic" in methods:
+            scores["bicubic"].append(score(bicubic_upscale(lr, scale)))
+        if "sftmd_gt" in methods:
+            scores["sftmd_gt"].append(score(model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise)))
+        if "ikc" in methods or "p_sftmd" in methods:
+            steps = model.run(lr, iterations if "ikc" in methods else 0, render="all")
+            step_scores = [score(step.sr) for step in steps]
+            per_iteration.append([psnr for psnr, _ in step_scores])
+            if "p_sftmd" in methods:
+                scores["p_sftmd"].append(step_scores[0])
+            if "ikc" in methods:
+                scores["ikc"].append(step_scores[-1])
+    result = {
+        "scale": scale, "sigmas": [round(float(s), 4) for s in sigmas], "noise": noise, "iterations": iterations,
+        "images": [p.name for p in hr_paths],
+        "methods": {m: {"psnr_y": float(np.mean([p for p, _ in v])), "ssim_y": float(np.mean([s for _, s in v]))}
+                    for m, v in scores.items()},
+    }
+    if per_iteration and "ikc" in methods:
+        result["ikc_per_iteration"] = [float(v) for v in np.mean(per_iteration, axis=0)]
+    return result
+
+
+def markdown_table(result: dict, name: str) -> str:
+    """The result as a markdown table: method | PSNR-Y | SSIM-Y."""
+    lines = [f"| method ({name}, x{result['scale']}) | PSNR-Y | SSIM-Y |", "|---|---|---|"]
+    lines += [f"| {m} | {v['psnr_y']:.2f} | {v['ssim_y']:.4f} |" for m, v in result["methods"].items()]
+    if "ikc_per_iteration" in result:
+        lines.append("\nIKC PSNR-Y per iteration: " + ", ".join(f"{v:.2f}" for v in result["ikc_per_iteration"]))
+    return "\n".join(lines)
+
+
+def parse_sigmas(text: str | None, scale: int) -> list[float]:
+    if not text:
+        return [float(s) for s in GAUSSIAN8[scale]]
+    return [float(s) for s in text.split(",") if s.strip()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hr-dir", required=True, type=Path, help="folder of HR benchmark images")
+    parser.add_argument("--scale", type=int, default=4, choices=ikc.SCALES)
+    parser.add_argument("--sigmas", help="comma-separated kernel widths (default: Gaussian8 for the scale)")
+    parser.add_argument("--noise", type=float, default=0.0, help="noise sigma on the 0-255 scale")
+    parser.add_argument("--iterations", type=int, default=7, help="IKC correction steps")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
+    args = parser.parse_args(argv)
+    methods = tuple(m.strip() for m in args.methods.split(","))
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    hr_paths = list_images(args.hr_dir)
+    if not hr_paths:
+        parser.error(f"no images in {args.hr_dir}")
+    needs_model = set(methods) - {"bicubic"}
+    blind = bool({"p_sftmd", "ikc"} & set(methods))
+    model = ikc.load(args.scale, args.checkpoints, require_blind=blind) if needs_model else None
+    started = time.time()
+    result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
+                      args.iterations, methods)
+    result["seconds"] = round(time.time() - started, 1)
+    if model is not None:
+        result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
+    print(markdown_table(result, args.hr_dir.name))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Export trained runs to shipped checkpoints (safetensors + metadata) and refresh SHA256SUMS.
+
+    python -m training.export --scale 4 --sftmd-run runs/sftmd_x4 [--ikc-run runs/ikc_x4] [--out checkpoints]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ikc.archs import Corrector, EstimatorConfig, Predictor
+from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, save_modules, sftmd_path, write_manifest
+
+from .common import TrainConfig, load_state, read_state
+from .train_sftmd import build_sftmd
+
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
+
+
+def data_summary(data_dir: Path) -> dict:
+    """Count and manifest hash of the training photos, so a checkpoint says what it was trained on."""
+    manifest = data_dir / "manifest.json"
+    if not manifest.is_file():
+        return {"folder": str(data_dir)}
+    entries = json.loads(manifest.read_text())
+    sources = sorted({entry["source"] for entry in entries})
+    return {"photos": len(entries), "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "sources": sources}
+
+
+def _common_metadata(config: TrainConfig, meta: dict, run: Path, data: dict) -> dict:
+    return {"scale": config.scale, "kernel_range": [config.sigma_min, config.sigma_max],
+            "noise_range": [0.0, config.noise_max],
+            "training": {"run": run.name, "steps": meta["step"], "hours": round(meta.get("train_seconds", 0) / 3600, 2),
+                         "config": meta["config"], "data": data}}
+
+
+def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path) -> list[Path]:
+    """Write sftmd_x{scale} (and ikc_x{scale}) into `out`; returns the written paths."""
+    state = sftmd_run / "state.safetensors"
+    config = TrainConfig(**read_state(state)[1]["config"])
+    if config.scale != scale:
+        raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
+    sftmd = build_sftmd(config)
+    pca, meta = load_state(state, {"sftmd": sftmd}, None)
+    data = data_summary(data_dir)
+    written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
+                            {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()})]
+    if ikc_run is not None:
+        ikc_state = ikc_run / "state.safetensors"
+        ikc_config = TrainConfig(**read_state(ikc_state)[1]["config"])
+        estimator = EstimatorConfig(nf=ikc_config.estimator_nf)
+        predictor, corrector = Predictor(estimator), Corrector(estimator)
+        own_pca, ikc_meta = load_state(ikc_state, {"predictor": predictor, "corrector": corrector}, None)
+        if not np.array_equal(own_pca.matrix, pca.matrix):
+            raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
+        metadata = {**_common_metadata(ikc_config, ikc_meta, ikc_run, data), "estimator": estimator.to_dict(),
+                    "sftmd_step": ikc_meta.get("sftmd_step")}
+        written.append(save_modules(estimators_path(scale, out), {"predictor": predictor, "corrector": corrector},
+                                    pca, metadata))
+    for path in written:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the 10 MiB limit for a Space")
+    write_manifest(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
+    parser.add_argument("--sftmd-run", required=True, type=Path)
+    parser.add_argument("--ikc-run", type=Path, help="Predictor/Corrector run (omit for SFTMD only)")
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
+    parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
+    args = parser.parse_args(argv)
+    for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data):
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Train the Predictor and Corrector against a frozen SFTMD (MSE on the kernel code), resumable.
+
+    python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run runs/ikc_x4
+
+Cheaper than the official schedule (7 SFTMD passes per step): each step takes `correction_steps`
+SFTMD passes (default 2). The Corrector starts from the states it meets in the loop, the
+Predictor's own (detached) guesses, plus perturbed true codes for the rest of the batch, and
+follows its own updates for the following passes, so it learns from the trajectories it makes.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ikc.archs import Corrector, EstimatorConfig, Predictor
+
+from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, save_state, setup_distributed,
+                     validation_codes, validation_set)
+from .dataset import PatchSampler, list_images, split_holdout
+from .train_sftmd import CL, build_sftmd
+
+PERTURBATION = 0.5  # std of the random offsets added to true codes (codes have unit scale)
+
+
+@torch.inference_mode()
+def validate(sftmd, predictor, corrector, triples, codes, steps: int) -> tuple[float, float]:
+    """Code error (RMSE) of the Predictor alone and after `steps` corrections, on held-out crops."""
+    predictor.eval(), corrector.eval()
+    first, last = [], []
+    for (lr, _, _), true in zip(triples, codes):
+        code = predictor(lr)
+        first.append(((code - true) ** 2).mean().item())
+        for _ in range(steps):
+            code = code + corrector(sftmd(lr.contiguous(memory_format=CL), code).contiguous(memory_format=CL), code)
+        last.append(((code - true) ** 2).mean().item())
+    predictor.train(), corrector.train()
+    return float(np.sqrt(np.mean(first))), float(np.sqrt(np.mean(last)))
+
+
+def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, minutes: float | None,
+          max_steps: int | None, threads: int | None) -> float:
+    """Run (or resume) P/C training; returns the last validation RMSE after correction."""
+    rank, world = setup_distributed()
+    if threads:
+        torch.set_num_threads(threads)
+    log = RunLog(run_dir, enabled=rank == 0)
+    sftmd = build_sftmd(config)
+    pca, sftmd_meta = load_state(sftmd_run / "state.safetensors", {"sftmd": sftmd}, None)
+    sftmd.eval().requires_grad_(False)
+    estimator = EstimatorConfig(nf=config.estimator_nf)
+    predictor, corrector = Predictor(estimator), Corrector(estimator).to(memory_format=CL)
+    modules = {"predictor": predictor, "corrector": corrector}
+    optimizer = torch.optim.Adam([*predictor.parameters(), *corrector.parameters()], lr=config.learning_rate)
+    state_path = run_dir / "state.safetensors"
+    step, elapsed_before = 0, 0.0
+    if state_path.exists():
+        own_pca, meta = load_state(state_path, modules, optimizer)
+        if not np.array_equal(own_pca.matrix, pca.matrix):
+            raise SystemExit(f"{state_path} was trained with another kernel PCA than {sftmd_run}")
+        step, elapsed_before = meta["step"], meta.get("train_seconds", 0.0)
+        log.line(f"resumed from step {step}")
+    train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
+    sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
+                           seed=config.seed + 1000 * rank + step)
+    triples = validation_set(data_dir, config) if rank == 0 else []
+    codes = validation_codes(triples, pca)
+    p_net = DistributedDataParallel(predictor) if world > 1 else predictor
+    c_net = DistributedDataParallel(corrector) if world > 1 else corrector
+    log.line(f"training P/C against SFTMD step {sftmd_meta['step']} of {sftmd_run}, world {world}, "
+             f"config {config.to_dict()}")
+    start = last_save = time.time()
+
+    def checkpoint(rmse: float | None = None) -> None:
+        if rank == 0:
+            save_state(state_path, modules, optimizer, pca,
+                       {"step": step, "config": config.to_dict(), "sftmd_run": str(sftmd_run),
+                        "sftmd_step": sftmd_meta["step"], "val_code_rmse": rmse,
+                        "train_seconds": elapsed_before + time.time() - start})
+
+    limit = max_steps if max_steps is not None else config.total_steps
+    rmse = float("nan")
+    bar = tqdm(total=limit, initial=step, disable=rank != 0, desc="ikc", dynamic_ncols=True)
+    while step < limit:
+        batch = sampler.sample(config.batch_size)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        guess = p_net(batch.lr)
+        loss_p = F.mse_loss(guess, batch.code)
+        half = config.batch_size // 2
+        perturbed = batch.code[half:] + PERTURBATION * torch.randn_like(batch.code[half:])
+        code = torch.cat([guess[:half].detach(), perturbed])
+        loss_c = torch.zeros(())
+        lr_cl = batch.lr.contiguous(memory_format=CL)
+        for _ in range(config.correction_steps):
+            with torch.no_grad():
+                sr = sftmd(lr_cl, code).contiguous(memory_format=CL)
+            corrected = code + c_net(sr, code)
+            loss_c = loss_c + F.mse_loss(corrected, batch.code) / config.correction_steps
+            code = corrected.detach()
+        optimizer.zero_grad(set_to_none=True)
+        (loss_p + loss_c).backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(p=f"{loss_p.item():.4f}", c=f"{loss_c.item():.4f}")
+        if rank == 0 and step % 20 == 0:
+            log.metrics(step, (loss_p + loss_c).item(), time.time() - start)
+        if rank == 0 and step % config.validate_every == 0:
+            rmse_p, rmse = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1)
+            log.line(f"step {step} loss_p {loss_p.item():.4f} loss_c {loss_c.item():.4f} "
+                     f"val_code_rmse predictor {rmse_p:.4f} corrected {rmse:.4f}")
+        if time.time() - last_save > config.checkpoint_minutes * 60:
+            checkpoint(rmse)
+            last_save = time.time()
+        if any_rank(minutes is not None and time.time() - start > minutes * 60, world):
+            break
+    bar.close()
+    checkpoint(rmse)
+    log.line(f"stopped at step {step} after {(time.time() - start) / 60:.1f} min")
+    return rmse
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
+    parser.add_argument("--sftmd-run", required=True, type=Path, help="run folder of the frozen SFTMD")
+    parser.add_argument("--run", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
+    parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
+    parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
+    parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
+    parser.add_argument("--threads", type=int, help="torch threads per process")
+    args = parser.parse_args(argv)
+    config = TrainConfig.from_yaml(args.config)
+    train(config, args.sftmd_run, args.data, args.run, args.minutes, args.steps, args.threads)
+
+
+if __name__ == "__main__":
+    main()

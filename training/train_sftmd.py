@@ -1,0 +1,132 @@
+"""Train SFTMD with the true kernel code: L1 loss, Adam, warm-up + cosine, resumable.
+
+    python -m training.train_sftmd --config training/configs/sftmd_x4.yaml --run runs/sftmd_x4 [--minutes 60]
+Multi-process: torchrun --nproc_per_node 2 -m training.train_sftmd ... (DistributedDataParallel, gloo).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ikc.archs import SFTMD, SFTMDConfig
+from ikc.kernel_code import fit_pca
+
+from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, mean_psnr, prefixed, read_state,
+                     save_state, setup_distributed, validation_codes, validation_set)
+from .dataset import PatchSampler, list_images, split_holdout
+
+CL = torch.channels_last
+
+
+def build_sftmd(config: TrainConfig) -> SFTMD:
+    return SFTMD(SFTMDConfig(scale=config.scale, nf=config.nf, nb=config.nb,
+                             bicubic_skip=config.bicubic_skip)).to(memory_format=CL)
+
+
+@torch.inference_mode()
+def validate(model: SFTMD, triples, codes) -> float:
+    """Mean PSNR-Y on the held-out crops, SFTMD given the true code."""
+    model.eval()
+    outputs = [model(lr.contiguous(memory_format=CL), code) for (lr, _, _), code in zip(triples, codes)]
+    model.train()
+    return mean_psnr(outputs, triples, model.config.scale)
+
+
+def init_weights_from(model: SFTMD, path: str, log: RunLog) -> None:
+    """Start from another run's SFTMD (e.g. the x4 body for x2/x3): copy every tensor whose shape fits."""
+    own = model.state_dict()
+    source = prefixed(read_state(Path(path))[0], "sftmd")
+    fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({**own, **fitting})
+    log.line(f"initialised {len(fitting)}/{len(own)} tensors from {path}")
+
+
+def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | None, max_steps: int | None,
+          threads: int | None) -> float:
+    """Run (or resume) training until the time budget, max_steps or total_steps; returns last val PSNR."""
+    rank, world = setup_distributed()
+    if threads:
+        torch.set_num_threads(threads)
+    log = RunLog(run_dir, enabled=rank == 0)
+    state_path = run_dir / "state.safetensors"
+    model = build_sftmd(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
+    step, best, elapsed_before = 0, float("-inf"), 0.0
+    if state_path.exists():
+        pca, meta = load_state(state_path, {"sftmd": model}, optimizer)
+        step, best, elapsed_before = meta["step"], meta.get("best_psnr", best), meta.get("train_seconds", 0.0)
+        log.line(f"resumed from step {step}")
+    else:
+        pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
+        if config.init_from:
+            init_weights_from(model, config.init_from, log)
+    train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
+    sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
+                           seed=config.seed + 1000 * rank + step)
+    triples = validation_set(data_dir, config) if rank == 0 else []
+    codes = validation_codes(triples, pca)
+    net = DistributedDataParallel(model) if world > 1 else model
+    log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
+             f"world {world}, config {config.to_dict()}")
+
+    def checkpoint(psnr: float | None = None) -> None:
+        if rank == 0:
+            save_state(state_path, {"sftmd": model}, optimizer, pca,
+                       {"step": step, "best_psnr": best, "config": config.to_dict(), "last_psnr": psnr,
+                        "train_seconds": elapsed_before + time.time() - start})
+
+    start = last_save = time.time()
+    limit = max_steps if max_steps is not None else config.total_steps
+    psnr = float("nan")
+    bar = tqdm(total=limit, initial=step, disable=rank != 0, desc="sftmd", dynamic_ncols=True)
+    while step < limit:
+        batch = sampler.sample(config.batch_size)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        loss = F.l1_loss(net(batch.lr.contiguous(memory_format=CL), batch.code),
+                         batch.hr.contiguous(memory_format=CL))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate(step, config):.2e}")
+        if rank == 0 and step % 20 == 0:
+            log.metrics(step, loss.item(), time.time() - start)
+        if rank == 0 and step % config.validate_every == 0:
+            psnr = validate(model, triples, codes)
+            best = max(best, psnr)
+            log.line(f"step {step} loss {loss.item():.4f} val_psnr_y {psnr:.3f}")
+            log.metrics(step, loss.item(), time.time() - start, psnr)
+        if time.time() - last_save > config.checkpoint_minutes * 60:
+            checkpoint(psnr)
+            last_save = time.time()
+        if any_rank(minutes is not None and time.time() - start > minutes * 60, world):
+            break
+    bar.close()
+    checkpoint(psnr)
+    log.line(f"stopped at step {step} after {(time.time() - start) / 60:.1f} min")
+    return psnr
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
+    parser.add_argument("--run", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
+    parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
+    parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
+    parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
+    parser.add_argument("--threads", type=int, help="torch threads per process")
+    args = parser.parse_args(argv)
+    config = TrainConfig.from_yaml(args.config)
+    train(config, args.data, args.run, args.minutes, args.steps, args.threads)
+
+
+if __name__ == "__main__":
+    main()
