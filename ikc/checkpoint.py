@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -17,7 +18,8 @@ from torch import nn
 
 from .kernel_code import KernelPCA
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+# IKC_CHECKPOINTS points the app, the CLI and the scripts at another folder (tests use tiny ones)
+CHECKPOINT_DIR = Path(os.environ.get("IKC_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
 MANIFEST = "SHA256SUMS"
 FORMAT_VERSION = 1
 

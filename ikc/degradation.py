@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageio import to_pixels, to_tensor
+
 KERNEL_SIZE = 21
 
 
@@ -134,3 +136,16 @@ def degrade(hr: torch.Tensor, kernels: torch.Tensor, scale: int,
     if torch.as_tensor(noise_sigma).abs().max() > 0:
         lr = add_noise(lr, noise_sigma, generator)
     return quantize(lr)
+
+
+def degrade_image(hr_pixels: np.ndarray, kernel: np.ndarray, scale: int, noise_sigma: float = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """`degrade` for one (H, W, 3) uint8 image: modcrops it, returns the LR uint8 image (seeded noise)."""
+    hr = to_tensor(modcrop(hr_pixels, scale))
+    generator = torch.Generator().manual_seed(seed)
+    return to_pixels(degrade(hr, torch.as_tensor(kernel, dtype=torch.float32), scale, noise_sigma, generator))
+
+
+def upscale_bicubic(lr_pixels: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic upscaling of a uint8 image, rounded to 8 bit: the baseline SR must beat."""
+    return to_pixels(imresize(to_tensor(lr_pixels), scale))

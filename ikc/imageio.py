@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
@@ -37,16 +38,15 @@ def _open(source: str | Path | bytes, name: str) -> Image.Image:
     return Image.open(path)
 
 
-def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
-    """8-bit RGB; transparency is composited on white and said so."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
+    """8-bit RGB: 16-bit scaled down, palette expanded, transparency composited on white (said in notes)."""
+    notes = [] if notes is None else notes
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         notes.append("16-bit image reduced to 8 bits")
         array = np.asarray(image, np.float64)
         peak = 65535.0 if array.max() > 255 else 255.0
-        image = Image.fromarray(np.round(array / peak * 255).astype(np.uint8))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
+        image = Image.fromarray(np.clip(array / peak * 255, 0, 255).round().astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         if rgba.getextrema()[3][0] < 255:
             notes.append("transparent areas were filled with white")
@@ -71,7 +71,7 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
                     notes.append(f"animated image: only the first of {image.n_frames} frames is used")
                     image.seek(0)
                 image.load()
-                pixels = np.asarray(_to_rgb(ImageOps.exif_transpose(image), notes), np.uint8).copy()
+                pixels = np.asarray(to_rgb8(ImageOps.exif_transpose(image), notes), np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file; expected {ACCEPTED}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -101,13 +101,11 @@ def save_png(pixels: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def to_tensor(pixels: np.ndarray):
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 to a (1, 3, H, W) float tensor in [0, 1]."""
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
-def to_pixels(images) -> np.ndarray:
+def to_pixels(images: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) float tensor in [0, 1] to (H, W, 3) uint8, rounded."""
     return (images[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -83,6 +83,18 @@ class IKC:
         self.tile_overlap = tile_overlap
 
     @property
+    def kernel_range(self) -> tuple[float, float]:
+        """Kernel widths the networks were trained on; outside it results are extrapolation."""
+        low, high = self.metadata.get("kernel_range", (0.2, 4.0))
+        return float(low), float(high)
+
+    @property
+    def noise_range(self) -> tuple[float, float]:
+        """Noise levels (0-255 scale) the networks were trained on."""
+        low, high = self.metadata.get("noise_range", (0.0, 25.0))
+        return float(low), float(high)
+
+    @property
     def blind(self) -> bool:
         """True when a Predictor and Corrector are loaded (blind SR is possible)."""
         return self.predictor is not None and self.corrector is not None

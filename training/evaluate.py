@@ -15,29 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
-from ikc.imageio import to_pixels, to_tensor
 
 from .dataset import list_images
 
 GAUSSIAN8 = {2: np.linspace(0.80, 1.60, 8), 3: np.linspace(1.35, 2.40, 8), 4: np.linspace(1.8, 3.2, 8)}
 METHODS = ("bicubic", "sftmd_gt", "p_sftmd", "ikc")
-
-
-def degrade_pixels(hr: np.ndarray, sigma: float, scale: int, noise: float, seed: int) -> np.ndarray:
-    """LR uint8 image from an HR uint8 image with the shared degradation (seeded noise)."""
-    generator = torch.Generator().manual_seed(seed)
-    kernel = torch.from_numpy(ikc.gaussian_kernel(sigma))
-    return to_pixels(ikc.degrade(to_tensor(hr), kernel, scale, noise, generator))
-
-
-def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic upscaling, rounded to 8 bit: the baseline every SR method must beat."""
-    return to_pixels(ikc.imresize(to_tensor(lr), scale).clamp(0, 1))
 
 
 def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: list[float], noise: float,
@@ -48,13 +34,13 @@ def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: li
     pairs = [(p, s) for p in hr_paths for s in sigmas]
     for index, (path, sigma) in enumerate(tqdm(pairs, desc="evaluate", dynamic_ncols=True)):
         hr = ikc.modcrop(ikc.load_image(path), scale)
-        lr = degrade_pixels(hr, float(sigma), scale, noise, seed=index)
+        lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index)
 
         def score(sr: np.ndarray) -> tuple[float, float]:
             return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
 
         if "bicubic" in methods:
-            scores["bicubic"].append(score(bicubic_upscale(lr, scale)))
+            scores["bicubic"].append(score(ikc.upscale_bicubic(lr, scale)))
         if "sftmd_gt" in methods:
             scores["sftmd_gt"].append(score(model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise)))
         if "ikc" in methods or "p_sftmd" in methods:
