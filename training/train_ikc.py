@@ -1,6 +1,6 @@
 """Train the Predictor and Corrector against a frozen SFTMD (MSE on the kernel code), resumable.
 
-    python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run runs/ikc_x4
+    python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run-dir runs/ikc_x4
 
 Cheaper than the official schedule (7 SFTMD passes per step): each step takes `correction_steps`
 SFTMD passes (default 2). The Corrector starts from the states it meets in the loop, the
@@ -131,14 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
     parser.add_argument("--sftmd-run", required=True, type=Path, help="run folder of the frozen SFTMD")
-    parser.add_argument("--run", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
+    parser.add_argument("--run-dir", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
     parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
     parser.add_argument("--threads", type=int, help="torch threads per process")
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
-    train(config, args.sftmd_run, args.data, args.run, args.minutes, args.steps, args.threads)
+    train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train SFTMD with the true kernel code: L1 loss, Adam, warm-up + cosine, resumable.
 
-    python -m training.train_sftmd --config training/configs/sftmd_x4.yaml --run runs/sftmd_x4 [--minutes 60]
+    python -m training.train_sftmd --config training/configs/sftmd_x4.yaml --run-dir runs/sftmd_x4 [--minutes 60]
 Multi-process: torchrun --nproc_per_node 2 -m training.train_sftmd ... (DistributedDataParallel, gloo).
 """
 from __future__ import annotations
@@ -118,14 +118,14 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
-    parser.add_argument("--run", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
+    parser.add_argument("--run-dir", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
     parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
     parser.add_argument("--threads", type=int, help="torch threads per process")
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
-    train(config, args.data, args.run, args.minutes, args.steps, args.threads)
+    train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""The kernel code: reproducible PCA, encode/decode, width estimate, noise entry."""
+import numpy as np
+import pytest
+
+import ikc
+from ikc.kernel_code import CODE_LENGTH, decode_noise
+
+
+@pytest.fixture(scope="module")
+def pca():
+    return ikc.fit_pca(count=3000, seed=0)
+
+
+def test_pca_is_reproducible_and_shaped(pca):
+    again = ikc.fit_pca(count=3000, seed=0)
+    assert pca.matrix.shape == (441, 10) and pca.mean.shape == (441,) and pca.scale.shape == (10,)
+    assert np.array_equal(pca.matrix, again.matrix) and np.array_equal(pca.mean, again.mean)
+    assert not np.allclose(ikc.fit_pca(count=3000, seed=1).mean, pca.mean, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, 1.8, 2.6, 3.2, 4.0])
+def test_code_round_trip_and_width_estimate(pca, sigma):
+    kernel = ikc.gaussian_kernel(sigma)
+    code = ikc.encode(pca, kernel, noise_sigma=12.5)
+    assert code.shape == (CODE_LENGTH,)
+    decoded = ikc.decode_kernel(pca, code)
+    assert np.abs(decoded - kernel).max() < 2e-4
+    assert ikc.estimate_width(decoded) == pytest.approx(sigma, abs=0.02)
+    assert decode_noise(code) == pytest.approx(12.5)
+
+
+def test_batched_encode_and_decode(pca):
+    kernels = np.stack([ikc.gaussian_kernel(s) for s in (1.0, 2.0, 3.0)])
+    codes = ikc.encode(pca, kernels, np.array([0.0, 5.0, 25.0]))
+    assert codes.shape == (3, CODE_LENGTH)
+    assert ikc.estimate_width(ikc.decode_kernel(pca, codes)).tolist() == pytest.approx([1.0, 2.0, 3.0], abs=0.02)
+
+
+def test_decoded_kernels_are_valid_even_for_wild_codes(pca):
+    wild = np.random.default_rng(0).normal(0, 5, (4, CODE_LENGTH)).astype(np.float32)
+    kernels = ikc.decode_kernel(pca, wild)
+    assert np.all(kernels >= 0)
+    assert kernels.sum(axis=(1, 2)) == pytest.approx(np.ones(4), abs=1e-5)
+    assert np.all(decode_noise(wild) >= 0)

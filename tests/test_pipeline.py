@@ -1,0 +1,121 @@
+"""The correction loop API and checkpoint loading, on tiny checkpoints trained by the fixture."""
+import shutil
+
+import numpy as np
+import pytest
+
+import ikc
+from ikc.checkpoint import write_manifest
+
+from .conftest import photo
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoints):
+    return ikc.load(4, tiny_checkpoints)
+
+
+@pytest.fixture(scope="module")
+def lr_image():
+    return ikc.degrade_image(photo("coffee")[:160, :200], ikc.gaussian_kernel(2.0), 4)
+
+
+def test_steps_stream_every_iteration_with_kernel_and_image(model, lr_image):
+    seen = []
+    steps = list(model.steps(lr_image, iterations=3, on_step=seen.append))
+    assert [s.index for s in steps] == [0, 1, 2, 3] and seen == steps
+    for step in steps:
+        assert step.sr.shape == (160, 200, 3) and step.sr.dtype == np.uint8
+        assert step.code.shape == (ikc.CODE_LENGTH,) and step.kernel.shape == (21, 21)
+        assert step.kernel.sum() == pytest.approx(1, abs=1e-4)
+        assert 0.1 <= step.kernel_width <= 8 and step.noise_sigma >= 0
+    assert not np.array_equal(steps[0].code, steps[3].code)  # the Corrector moved the code
+
+
+def test_render_modes_and_lazy_render(model, lr_image):
+    last_only = model.run(lr_image, 2, render="last")
+    assert [s.sr is None for s in last_only] == [True, True, False]
+    lazy = model.run(lr_image, 2, render="none")
+    assert all(s.sr is None for s in lazy)
+    assert np.array_equal(model.render(lr_image, lazy[-1].code), last_only[-1].sr)
+
+
+def test_estimation_on_a_crop_equals_the_full_loop_for_small_images(tiny_checkpoints, lr_image):
+    full = ikc.load(4, tiny_checkpoints, estimation_crop=None).run(lr_image, 2)
+    cropped = ikc.load(4, tiny_checkpoints, estimation_crop=64).run(lr_image[:60, :60], 2)
+    whole = ikc.load(4, tiny_checkpoints, estimation_crop=None).run(lr_image[:60, :60], 2)
+    assert np.array_equal(cropped[-1].sr, whole[-1].sr)
+    assert full[-1].sr.shape == (160, 200, 3)
+
+
+def test_tiled_render_matches_untiled_away_from_borders(tiny_checkpoints, lr_image):
+    untiled = ikc.load(4, tiny_checkpoints, tile_pixels=10**9).render(lr_image, np.zeros(ikc.CODE_LENGTH, np.float32))
+    tiled = ikc.load(4, tiny_checkpoints, tile_pixels=32 * 32, tile_overlap=12).render(
+        lr_image, np.zeros(ikc.CODE_LENGTH, np.float32))
+    assert tiled.shape == untiled.shape
+    assert np.abs(tiled.astype(int) - untiled.astype(int)).max() <= 1
+
+
+def test_non_blind_super_resolve_with_a_user_kernel(model, lr_image):
+    sr = model.super_resolve(lr_image, kernel=ikc.gaussian_kernel(2.0))
+    assert sr.shape == (160, 200, 3)
+    start = model.code_for(ikc.gaussian_kernel(2.0))
+    steps = model.run(lr_image, 1, init_code=start)
+    assert np.allclose(steps[0].code, start) and np.array_equal(steps[0].sr, sr)
+
+
+@pytest.mark.parametrize("iterations", [-1, 51, 2.5])
+def test_bad_iteration_counts_are_refused(model, lr_image, iterations):
+    with pytest.raises(ValueError, match="iterations must be"):
+        model.run(lr_image, iterations)
+
+
+def test_bad_images_are_refused(model):
+    with pytest.raises(ValueError, match="at least 8x8"):
+        model.run(np.zeros((4, 30, 3), np.uint8), 1)
+    with pytest.raises(ValueError, match="uint8"):
+        model.run(np.zeros((30, 30, 3), np.float32), 1)
+
+
+def test_missing_scale_says_what_exists_and_what_to_do(tiny_checkpoints):
+    with pytest.raises(ikc.CheckpointError, match=r"no checkpoint for x2 .*available: x4.*training.train_sftmd"):
+        ikc.load(2, tiny_checkpoints)
+    assert ikc.available_scales(tiny_checkpoints) == [4]
+
+
+def test_tampered_checkpoint_fails_its_checksum(tiny_checkpoints, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    path = folder / "sftmd_x4.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ikc.CheckpointError, match="does not match its checksum"):
+        ikc.load(4, folder)
+
+
+def test_truncated_checkpoint_is_reported_clearly(tiny_checkpoints, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    path = folder / "ikc_x4.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    write_manifest(folder)  # a consistent manifest: the file itself must be found unreadable
+    with pytest.raises(ikc.CheckpointError, match="not a readable IKC checkpoint"):
+        ikc.load(4, folder)
+
+
+def test_sftmd_only_allows_non_blind_use(tiny_checkpoints, tmp_path, lr_image):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    (folder / "ikc_x4.safetensors").unlink()
+    write_manifest(folder)
+    with pytest.raises(ikc.CheckpointError, match="Predictor/Corrector"):
+        ikc.load(4, folder)
+    model = ikc.load(4, folder, require_blind=False)
+    assert model.super_resolve(lr_image, kernel=ikc.gaussian_kernel(1.0)).shape == (160, 200, 3)
+    with pytest.raises(ikc.CheckpointError, match="blind SR is not available"):
+        model.run(lr_image, 1)
+
+
+def test_checkpoints_hold_metadata_and_the_pca(model):
+    assert model.metadata["sftmd"]["nf"] == 8 and model.metadata["scale"] == 4
+    assert model.kernel_range == (0.2, 4.0) and model.noise_range == (0.0, 25.0)
+    assert model.metadata["training"]["steps"] == 3
+    assert model.pca.matrix.shape == (441, 10)

@@ -1,0 +1,89 @@
+"""Training pipeline: on-the-fly data, schedule, resume, torchrun DDP, export and evaluation contract."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ikc
+from training import evaluate, train_sftmd
+from training.common import TrainConfig, learning_rate, read_state
+from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
+
+from .conftest import REPO
+
+TINY = dict(scale=4, nf=8, nb=1, estimator_nf=8, batch_size=2, lr_patch=12, holdout_images=1, validate_every=2,
+            warmup_steps=1, correction_steps=2)
+
+
+def test_sampler_makes_degraded_pairs_with_true_codes(photo_dir):
+    pca = ikc.fit_pca(count=2000)
+    sampler = PatchSampler(list_images(photo_dir), pca, 4, 16, DegradationRange(clean_fraction=0.0), seed=3)
+    batch = sampler.sample(4)
+    assert batch.lr.shape == (4, 3, 16, 16) and batch.hr.shape == (4, 3, 64, 64)
+    assert torch.all((0.2 <= batch.sigma) & (batch.sigma <= 4.0)) and torch.all(batch.noise <= 25)
+    kernels = ikc.decode_kernel(pca, batch.code.numpy())
+    assert ikc.estimate_width(kernels) == pytest.approx(batch.sigma.numpy(), abs=0.05)
+    assert batch.code[:, -1].numpy() * 25 == pytest.approx(batch.noise.numpy(), abs=1e-4)
+    lr_levels = batch.lr * 255
+    assert torch.allclose(lr_levels, lr_levels.round(), atol=1e-4)  # 8-bit like a saved LR image
+
+
+def test_holdout_split_is_stable_and_disjoint(photo_dir):
+    paths = list_images(photo_dir)
+    train, held = split_holdout(paths, 2)
+    assert len(held) == 2 and not set(train) & set(held) and split_holdout(paths, 2) == (train, held)
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(learning_rate=1e-3, min_learning_rate=1e-6, warmup_steps=10, total_steps=110)
+    rates = [learning_rate(s, config) for s in range(120)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[-1] == pytest.approx(1e-6)
+
+
+def test_resume_continues_from_the_saved_step(photo_dir, tmp_path):
+    config = TrainConfig(**TINY)
+    train_sftmd.train(config, photo_dir, tmp_path / "run", None, 2, 1)
+    first, meta = read_state(tmp_path / "run" / "state.safetensors")
+    assert meta["step"] == 2 and any(k.startswith("optim.") for k in first)
+    train_sftmd.train(config, photo_dir, tmp_path / "run", None, 4, 1)
+    second, meta = read_state(tmp_path / "run" / "state.safetensors")
+    assert meta["step"] == 4
+    assert not torch.equal(first["sftmd.head.0.weight"], second["sftmd.head.0.weight"])
+    assert "resumed from step 2" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_torchrun_trains_two_cpu_processes(photo_dir, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("\n".join(f"{k}: {v}" for k, v in TINY.items()) + "\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+               "-m", "training.train_sftmd", "--config", str(config), "--run-dir", str(tmp_path / "ddp"),
+               "--data", str(photo_dir), "--steps", "3", "--threads", "1"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (tmp_path / "ddp" / "log.txt").read_text()
+    assert "world 2" in log and "stopped at step 3" in log
+
+
+def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
+    out = tmp_path / "result.json"
+    evaluate.main(["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8,3.2", "--iterations", "2",
+                   "--checkpoints", str(tiny_checkpoints), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["methods"]) == {"bicubic", "sftmd_gt", "p_sftmd", "ikc"}
+    for scores in result["methods"].values():
+        assert 10 < scores["psnr_y"] < 60 and 0 < scores["ssim_y"] <= 1
+    assert len(result["ikc_per_iteration"]) == 3
+    assert result["ikc_per_iteration"][-1] == pytest.approx(result["methods"]["ikc"]["psnr_y"])
+    assert result["ikc_per_iteration"][0] == pytest.approx(result["methods"]["p_sftmd"]["psnr_y"])
+
+
+def test_gaussian8_defaults():
+    assert evaluate.parse_sigmas(None, 4) == pytest.approx(list(np.linspace(1.8, 3.2, 8)))
+    assert evaluate.parse_sigmas("1.0, 2.0", 2) == [1.0, 2.0]
