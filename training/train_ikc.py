@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
 
-from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, save_state, setup_distributed,
-                     validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, read_state, save_state,
+                     setup_distributed, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
@@ -51,8 +51,9 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     if threads:
         torch.set_num_threads(threads)
     log = RunLog(run_dir, enabled=rank == 0)
-    sftmd = build_sftmd(config)
-    pca, sftmd_meta = load_state(sftmd_run / "state.safetensors", {"sftmd": sftmd}, None)
+    sftmd_state = sftmd_run / "state.safetensors"
+    sftmd = build_sftmd(TrainConfig(**read_state(sftmd_state)[1]["config"]))  # the architecture it was trained with
+    pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
     sftmd.eval().requires_grad_(False)
     estimator = EstimatorConfig(nf=config.estimator_nf)
     predictor, corrector = Predictor(estimator), Corrector(estimator).to(memory_format=CL)
