@@ -1,0 +1,765 @@
+"""IKC Studio: blind super-resolution with Iterative Kernel Correction, step by step, in the browser.
+
+    python app.py     # serves http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT change that
+
+Tabs: Restore (blind), Degradation lab (ground truth known), Kernel-mismatch lab (the paper's Figure 2).
+Named API endpoints: /degrade and /super_resolve. All model work goes through the `ikc` package.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+from skimage import data as skdata
+
+import ikc
+from ikc.checkpoint import CHECKPOINT_DIR, estimators_path
+from ikc.pipeline import MIN_LR_SIZE
+from ikc.visualize import kernel_picture
+
+MAX_RESULT_SIDE = 768  # documented limit: inputs are downscaled so that the SR result has at most 768x768 px
+MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2
+MAX_UPLOAD = "25mb"
+MAX_ITERATIONS, DEFAULT_ITERATIONS = 15, 7
+MAX_NOISE = 25.0
+WIDTH_LIMITS = (0.2, 6.0)  # the labs offer widths beyond the training range on purpose
+MISMATCH_OFFSETS = (-1.2, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 1.2)
+MISMATCH_CROP = 96  # LR pixels: the mismatch lab works on the central crop so nine passes stay quick
+SESSION_TTL = 3600  # seconds a session's results are kept
+QUEUE_SIZE = 16
+EXAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+EXAMPLE_WIDTH, EXAMPLE_SCALE = 2.0, 4
+TEMP = Path(tempfile.gettempdir())
+RESULTS_DIR, EXAMPLES_DIR = TEMP / "ikc-studio-results", TEMP / "ikc-studio-examples"
+
+EXPLAIN_KERNEL = """\
+**The blur kernel.** No camera records a perfectly sharp picture: every point of light spreads into a
+small blob (lens, focus, shake, and the shrinking of the photo). That blob is the *blur kernel*. The kernel
+pictures show it as a 21x21 heat map: a tight bright dot means little blur, a wide glow means strong blur.
+For the Gaussian blurs IKC is trained on, one number describes it: the *width* (sigma, in pixels of the
+large image). The *noise level* is the grain on top, on the 0-255 scale.
+"""
+EXPLAIN_STEPS = """\
+**What each step does.** Step 0: the *Predictor* looks at the photo and guesses the kernel; *SFTMD*
+enlarges the photo, undoing exactly the blur it is told about. Steps 1, 2, ...: the *Corrector* looks at the
+latest result, judges whether it looks too soft or too sharp, and nudges the kernel estimate; SFTMD enlarges
+again with the new estimate. The width usually settles after a few steps. Sometimes an earlier step looks
+best: use the slider. The before/after slider compares plain bicubic enlargement with the final step.
+"""
+EXPLAIN_MISMATCH = """\
+**Why a wrong kernel hurts.** SFTMD trusts the kernel it is given. Told a kernel that is *too small*, it
+removes too little blur: the result stays soft (over-smoothing). Told one that is *too large*, it removes
+blur that is not there: edges get halos and ripples (ringing). Between the two lies the true kernel, with
+the best result. This is why IKC estimates the kernel, and corrects the estimate, before trusting it.
+"""
+EXPLAIN_NUMBERS = """\
+**The numbers.** PSNR-Y (in dB, higher is better) and SSIM-Y (0 to 1, higher is better) compare the
+brightness channel of a result with the sharp original, ignoring a border as wide as the scale. They need
+the original, so only the labs show them. The networks were trained on round (isotropic) Gaussian blurs
+within a range of widths and noise levels; outside it, IKC has to guess, and the labs say so.
+"""
+EXPLAIN_LIMITS = f"""\
+**Limits.** Results are at most {MAX_RESULT_SIDE}x{MAX_RESULT_SIDE} pixels: larger inputs are downscaled
+first, and the page says so. Uploads up to {MAX_UPLOAD.upper()}. One model job runs at a time, others wait in
+a queue of {QUEUE_SIZE}. Your results are deleted an hour after your last run. Nothing leaves this server.
+"""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show errors a user can cause (bad file, bad value, missing checkpoint) as a clear message."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ikc.ImageError, ikc.CheckpointError, ValueError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+
+
+def checked_number(name: str, value: Any, low: float, high: float) -> float:
+    """`value` as a float within [low, high]; ValueError naming the input otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be from {low:g} to {high:g}, got {number:g}")
+    return number
+
+
+def checked_whole(name: str, value: Any, low: int, high: int) -> int:
+    """`value` as a whole number within [low, high]."""
+    number = checked_number(name, value, low, high)
+    if number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {number:g}")
+    return int(number)
+
+
+def checked_scale(value: Any) -> int:
+    """`value` as one of the scales IKC supports."""
+    scale = checked_whole("scale", value, min(ikc.SCALES), max(ikc.SCALES))
+    if scale not in ikc.SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(str, ikc.SCALES))}, got {scale}")
+    return scale
+
+
+def upload_path(payload: Any) -> str:
+    """Server-side path of an uploaded image (events get raw payloads so ikc.read_image sees every file)."""
+    if isinstance(payload, dict) and payload.get("path"):
+        return str(payload["path"])
+    raise ValueError("no image: upload a photo or pick an example first")
+
+
+def upload_stem(payload: Any) -> str:
+    """A file-name-safe stem of the uploaded file's original name."""
+    name = payload.get("orig_name") if isinstance(payload, dict) else None
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name or "photo").stem)[:40] or "photo"
+
+
+def read_photo(payload: Any, max_pixels: int, min_size: int) -> ikc.ImageData:
+    """Decode an upload with ikc.read_image; an image over `max_pixels` is downscaled, with a note saying so."""
+    image = ikc.read_image(upload_path(payload), min_size=min_size)
+    height, width = image.pixels.shape[:2]
+    if height * width <= max_pixels:
+        return image
+    factor = (max_pixels / (height * width)) ** 0.5
+    size = (max(min_size, int(width * factor)), max(min_size, int(height * factor)))
+    pixels = np.asarray(Image.fromarray(image.pixels).resize(size, Image.Resampling.LANCZOS))
+    note = (f"downscaled from {width}x{height} to {size[0]}x{size[1]} px, so that the result stays within "
+            f"{MAX_RESULT_SIDE}x{MAX_RESULT_SIDE} px")
+    return ikc.ImageData(pixels, image.notes + [note])
+
+
+def notes_line(notes: list[str]) -> str:
+    """The notes on an input as one Markdown line (empty when there are none)."""
+    return "**Note:** " + "; ".join(notes) + "." if notes else ""
+
+
+@functools.cache
+def model_for(scale: int) -> ikc.IKC:
+    """The pipeline for `scale`, loaded once; SFTMD alone is enough for the mismatch lab."""
+    return ikc.load(scale, require_blind=False)
+
+
+def training_range(scale: int) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(kernel widths, noise levels) the `scale` model was trained on, or None without a checkpoint."""
+    try:
+        model = model_for(scale)
+    except ikc.CheckpointError:
+        return None
+    return model.kernel_range, model.noise_range
+
+
+def checkpoint_status(scales: list[int]) -> str:
+    """Markdown: which scales can run, and what to do when none can."""
+    if not scales:
+        return (f"**No model checkpoints found** in `{CHECKPOINT_DIR}`. The page works, and Run explains what is "
+                f"missing. Put `sftmd_x4.safetensors` and `ikc_x4.safetensors` there (train them with "
+                f"`python -m training.train_sftmd`, `python -m training.train_ikc` and `python -m training.export`), "
+                f"or point the `IKC_CHECKPOINTS` environment variable at a folder that has them.")
+    parts = [f"x{s}" + ("" if estimators_path(s, CHECKPOINT_DIR).is_file() else " (no Predictor/Corrector: "
+                        "only the mismatch lab works)") for s in scales]
+    return f"Models available: {', '.join(parts)}."
+
+
+def example_files() -> tuple[list[str], list[str]]:
+    """Built-in photos from scikit-image as PNG files: (blurred LR versions for Restore, sharp originals)."""
+    EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+    kernel = ikc.gaussian_kernel(EXAMPLE_WIDTH)
+    blurred, sharp = [], []
+    for name in EXAMPLE_PHOTOS:
+        pixels = getattr(skdata, name)()
+        lr = ikc.degrade_image(pixels, kernel, EXAMPLE_SCALE)
+        for folder, image, stem in ((blurred, lr, f"{name}_lr_x{EXAMPLE_SCALE}"), (sharp, pixels, name)):
+            path = EXAMPLES_DIR / f"{stem}.png"
+            partial = path.with_name(f"{stem}.{os.getpid()}.tmp.png")
+            ikc.save_png(image, partial).replace(path)  # atomic: several servers may share the folder
+            folder.append(str(path))
+    return blurred, sharp
+
+
+@dataclass
+class Truth:
+    """What the degradation lab knows: the sharp photo (cropped to a multiple of the scale) and the kernel."""
+
+    hr: np.ndarray
+    kernel: np.ndarray
+    width: float  # the kernel's width, or the closest isotropic width of an anisotropic kernel
+    noise_sigma: float
+    warning: str  # why the degradation lies outside the training range, or ""
+
+
+@dataclass
+class RunResult:
+    """A session's run of the correction loop: every step so far and what is needed to show it."""
+
+    lr: np.ndarray
+    scale: int
+    iterations: int
+    bicubic: np.ndarray
+    truth: Truth | None = None
+    steps: list[ikc.Step] = field(default_factory=list)
+    scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
+    download: Path | None = None
+
+    def record(self, step: ikc.Step) -> None:
+        """Store (or replace) a step, scoring its image against the truth when known."""
+        self.steps[step.index:step.index + 1] = [step]
+        if self.truth is not None and step.sr is not None:
+            self.scores[step.index] = score(step.sr, self.truth.hr, self.scale)
+
+
+def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """(PSNR-Y, SSIM-Y) of `sr` against `hr`, with a border of `scale` px ignored."""
+    return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
+
+
+def delete_run_files(run: RunResult | None) -> None:
+    """Remove a run's downloadable file when the session's results expire."""
+    if run is not None and run.download is not None:
+        shutil.rmtree(run.download.parent, ignore_errors=True)
+
+
+def results_folder(request: gr.Request, tab: str) -> Path:
+    """The folder that holds one session's downloadable result of one tab."""
+    session = re.sub(r"[^A-Za-z0-9]+", "", request.session_hash or "")[:64] or "anonymous"
+    return RESULTS_DIR / session / tab
+
+
+def save_download(run: RunResult, folder: Path, stem: str) -> Path:
+    """Write the final result as a lossless PNG into `folder`, replacing the session's previous one."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return ikc.save_png(run.steps[-1].sr, folder / f"{stem}_ikc_x{run.scale}.png")
+
+
+def correction_stream(model: ikc.IKC, run: RunResult) -> Iterator[tuple[int, str]]:
+    """Run the loop into `run`, yielding (step to show, progress line) as steps are estimated and rendered.
+
+    Step 0 and the final step are rendered at once; the steps between are estimated first (quick: on a crop)
+    and rendered after the final one, so the result arrives as early as possible.
+    """
+    last = run.iterations
+    for step in model.steps(run.lr, last, render="none"):
+        if step.index in (0, last):
+            step = replace(step, sr=model.render(run.lr, step.code))
+        run.record(step)
+        yield step.index, f"Step {step.index} of {last} done"
+    for index in range(1, last):
+        run.record(replace(run.steps[index], sr=model.render(run.lr, run.steps[index].code)))
+        yield last, f"Final result ready; rendering the steps in between for the slider: {index} of {last - 1}"
+
+
+def width_figure(run: RunResult, index: int) -> Figure:
+    """Estimated kernel width across steps, the shown step marked (and the true width when known)."""
+    figure = Figure(figsize=(4.8, 3.0), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    indices = [s.index for s in run.steps]
+    widths = [s.kernel_width for s in run.steps]
+    axes.plot(indices, widths, "o-", color="tab:blue", label="estimated width")
+    if run.truth is not None:
+        axes.axhline(run.truth.width, color="tab:green", linestyle="--", label="true width")
+    if index < len(run.steps):
+        axes.plot([index], [widths[index]], "o", markersize=12, markerfacecolor="none", color="tab:red",
+                  label=f"step {index}")
+    axes.set(title="Estimated kernel width across steps", xlabel="step", ylabel="kernel width",
+             xlim=(-0.5, run.iterations + 0.5),
+             ylim=(0, max([4.5, *widths, run.truth.width if run.truth else 0]) + 0.5))
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    figure.legend(fontsize=7, loc="outside lower center", ncols=3)
+    return figure
+
+
+def scores_figure(run: RunResult, index: int) -> Figure:
+    """PSNR-Y and SSIM-Y of each rendered step against the truth, with bicubic as the baseline."""
+    figure = Figure(figsize=(4.8, 3.0), dpi=100, layout="constrained")
+    psnr_axes = figure.add_subplot()
+    ssim_axes = psnr_axes.twinx()
+    indices = sorted(run.scores)
+    psnr_axes.plot(indices, [run.scores[i][0] for i in indices], "o-", color="tab:blue", label="PSNR-Y")
+    ssim_axes.plot(indices, [run.scores[i][1] for i in indices], "s--", color="tab:orange", label="SSIM-Y")
+    bicubic_psnr, _ = score(run.bicubic, run.truth.hr, run.scale)
+    psnr_axes.axhline(bicubic_psnr, color="grey", linestyle=":", label="bicubic PSNR-Y")
+    if index in run.scores:
+        psnr_axes.plot([index], [run.scores[index][0]], "o", markersize=12, markerfacecolor="none", color="tab:red")
+    psnr_axes.set(title="Quality against the sharp original", xlabel="step", ylabel="PSNR-Y (dB)",
+                  xlim=(-0.5, run.iterations + 0.5))
+    ssim_axes.set_ylabel("SSIM-Y")
+    psnr_axes.xaxis.get_major_locator().set_params(integer=True)
+    figure.legend(fontsize=7, loc="outside lower center", ncols=3)
+    return figure
+
+
+def step_caption(run: RunResult, index: int) -> str:
+    """One Markdown line about the shown step."""
+    if index >= len(run.steps):
+        return f"**Step {index} of {run.iterations}** is not estimated yet."
+    step = run.steps[index]
+    role = "the Predictor's first guess" if index == 0 else "after correction " + str(index)
+    text = (f"**Step {index} of {run.iterations}** ({role}): estimated kernel width {step.kernel_width:.2f}, "
+            f"noise level {step.noise_sigma:.1f}.")
+    if index in run.scores:
+        psnr, ssim = run.scores[index]
+        text += f" PSNR-Y {psnr:.2f} dB, SSIM-Y {ssim:.3f}."
+    if step.sr is None:
+        text += " Its image is rendered after the final step; move the slider again in a moment."
+    if run.truth is not None and run.truth.warning:
+        text += f" {run.truth.warning}"
+    return text
+
+
+def estimate_picture(step: ikc.Step) -> np.ndarray:
+    """The step's kernel as a picture captioned with its width and noise level."""
+    return kernel_picture(step.kernel, caption=f"est. w {step.kernel_width:.2f} n {step.noise_sigma:.1f}")
+
+
+def truth_picture(truth: Truth) -> np.ndarray:
+    """The true kernel as a picture captioned with its width and noise level."""
+    return kernel_picture(truth.kernel, caption=f"true w {truth.width:.2f} n {truth.noise_sigma:.1f}")
+
+
+@dataclass
+class Viewer:
+    """The step viewer shared by Restore and the Degradation lab (truth components only in the lab)."""
+
+    slider: gr.Slider
+    play: gr.Button
+    timer: gr.Timer
+    caption: gr.Markdown
+    sr: gr.Image
+    kernel: gr.Image
+    widths: gr.Plot
+    comparison: gr.ImageSlider
+    download: gr.DownloadButton
+    true_kernel: gr.Image | None = None
+    scores: gr.Plot | None = None
+
+    def step_components(self) -> list[gr.components.Component]:
+        """Everything `show` updates."""
+        return [c for c in (self.slider, self.caption, self.sr, self.kernel, self.widths, self.true_kernel,
+                            self.scores) if c is not None]
+
+    def show(self, run: RunResult, index: int) -> dict:
+        """Updates that show step `index` of `run`."""
+        step = run.steps[index] if index < len(run.steps) else None
+        updates = {self.slider: gr.Slider(maximum=max(run.iterations, 1), value=index),
+                   self.caption: step_caption(run, index),
+                   self.sr: step.sr if step is not None else None,
+                   self.kernel: estimate_picture(step) if step is not None else None,
+                   self.widths: width_figure(run, index)}
+        if self.true_kernel is not None and run.truth is not None:
+            updates[self.true_kernel] = truth_picture(run.truth)
+        if self.scores is not None and run.truth is not None:
+            updates[self.scores] = scores_figure(run, index)
+        return updates
+
+    def final(self, run: RunResult | None) -> dict:
+        """The before/after comparison and the download, once the final step is rendered (else cleared)."""
+        if run is None or run.download is None:
+            return {self.comparison: None, self.download: gr.DownloadButton(value=None, interactive=False)}
+        return {self.comparison: (run.bicubic, run.steps[-1].sr),
+                self.download: gr.DownloadButton(value=str(run.download), interactive=True)}
+
+
+def build_viewer(prefix: str, with_truth: bool) -> Viewer:
+    """Lay out the step viewer in the current Blocks context; element ids start with `prefix`."""
+    with gr.Row():
+        slider = gr.Slider(0, DEFAULT_ITERATIONS, value=0, step=1, label="Step", scale=5, elem_id=f"{prefix}-step")
+        play = gr.Button("Play", scale=1, size="md", elem_id=f"{prefix}-play")
+    timer = gr.Timer(1.0, active=False)
+    caption = gr.Markdown("Press **Run** to see the steps here.", elem_id=f"{prefix}-caption",
+                          elem_classes="step-caption")
+    with gr.Row():
+        sr = gr.Image(label="Super-resolved image at this step", format="png", interactive=False, height=420,
+                      buttons=["download", "fullscreen"], scale=3, elem_id=f"{prefix}-sr")
+        with gr.Column(scale=2):
+            with gr.Row():
+                true_kernel = gr.Image(label="True kernel", format="png", interactive=False, height=200,
+                                       buttons=[], min_width=120) if with_truth else None
+                kernel = gr.Image(label="Estimated kernel", format="png", interactive=False, height=200, buttons=[],
+                                  min_width=120)
+            widths = gr.Plot(format="png", show_label=False)
+            scores = gr.Plot(format="png", show_label=False) if with_truth else None
+    comparison = gr.ImageSlider(label="Before / after: bicubic enlargement vs. final step", format="png",
+                                interactive=False, buttons=["fullscreen"], max_height=420)
+    download = gr.DownloadButton("Download the final result (PNG)", interactive=False, elem_id=f"{prefix}-download")
+    return Viewer(slider, play, timer, caption, sr, kernel, widths, comparison, download, true_kernel, scores)
+
+
+def wire_viewer(viewer: Viewer, state: gr.State) -> None:
+    """Slider scrubbing and Play: show stored steps, never run the model."""
+    outputs = viewer.step_components()
+
+    def scrub(run: RunResult | None, index: float) -> dict:
+        updates = {viewer.timer: gr.Timer(active=False)}
+        return updates if run is None else {**updates, **viewer.show(run, min(int(index), run.iterations))}
+
+    def play(run: RunResult | None, index: float) -> dict:
+        if run is None or not run.steps:
+            return {viewer.timer: gr.Timer(active=False)}
+        start = 0 if int(index) >= len(run.steps) - 1 else int(index)
+        return {viewer.timer: gr.Timer(active=True), **viewer.show(run, start)}
+
+    def tick(run: RunResult | None, index: float) -> dict:
+        if run is None or int(index) + 1 >= len(run.steps):
+            return {viewer.timer: gr.Timer(active=False)}
+        return viewer.show(run, int(index) + 1)
+
+    light = dict(inputs=[state, viewer.slider], outputs=[viewer.timer, *outputs], concurrency_limit=None,
+                 api_visibility="private", show_progress="hidden")
+    viewer.slider.input(scrub, trigger_mode="always_last", **light)
+    viewer.play.click(play, **light)
+    viewer.timer.tick(tick, **light)
+
+
+def stream_run(viewer: Viewer, state: gr.State, progress: gr.Markdown, model: ikc.IKC, run: RunResult,
+               folder: Path, stem: str, notes: list[str]) -> Iterator[dict]:
+    """UI updates while `run` is computed: each step as it is estimated, the final result, then the fill-in."""
+    started = time.monotonic()
+    yield {progress: "Estimating the kernel...", **viewer.final(None)}
+    for index, line in correction_stream(model, run):
+        updates = {state: run, progress: f"{line} ({time.monotonic() - started:.1f} s)."}
+        if index == run.iterations and run.download is None:
+            run.download = save_download(run, folder, stem)
+            updates |= viewer.show(run, index) | viewer.final(run)
+        elif len(run.steps) <= run.iterations:
+            updates |= viewer.show(run, index)
+        yield updates
+    yield {progress: f"Done in {time.monotonic() - started:.1f} s. {notes_line(notes)}",
+           **viewer.show(run, run.iterations)}
+
+
+def step_record(step: ikc.Step) -> dict:
+    """A step as JSON-ready data for the API."""
+    return {"step": step.index, "kernel_width": round(step.kernel_width, 4), "noise_sigma": round(step.noise_sigma, 4),
+            "code": [round(float(v), 6) for v in step.code], "kernel": np.round(step.kernel, 6).tolist()}
+
+
+def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, sigma_y: Any, angle: Any,
+                    noise: Any, scale: Any) -> tuple[np.ndarray, Truth, list[str], int]:
+    """Degrade the lab's sharp photo as asked: (LR image, truth, notes on the input, scale)."""
+    scale = checked_scale(scale)
+    noise = checked_number("noise sigma", noise, 0, MAX_NOISE)
+    if anisotropic:
+        kernel = ikc.anisotropic_gaussian_kernel(checked_number("sigma_x", sigma_x, *WIDTH_LIMITS),
+                                                 checked_number("sigma_y", sigma_y, *WIDTH_LIMITS),
+                                                 checked_number("angle", angle, -180, 180))
+    else:
+        kernel = ikc.gaussian_kernel(checked_number("kernel width", width, *WIDTH_LIMITS))
+    photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * scale)
+    lr = ikc.degrade_image(photo.pixels, kernel, scale, noise)
+    closest = float(ikc.estimate_width(kernel))
+    truth = Truth(ikc.modcrop(photo.pixels, scale), kernel, closest, noise,
+                  range_warning(scale, closest, bool(anisotropic), noise))
+    return lr, truth, photo.notes, scale
+
+
+def range_warning(scale: int, width: float, anisotropic: bool, noise: float) -> str:
+    """Why a degradation lies outside what the `scale` model was trained on ("" when it does not)."""
+    ranges = training_range(scale)
+    if ranges is None:
+        return ""
+    (low, high), (noise_low, noise_high) = ranges
+    reasons = ["the kernel is anisotropic"] if anisotropic else []
+    if not low <= width <= high:
+        reasons.append(f"width {width:.2f} is outside {low:g}-{high:g}")
+    if not noise_low <= noise <= noise_high:
+        reasons.append(f"noise {noise:g} is outside {noise_low:g}-{noise_high:g}")
+    return ("**Outside the training range** (" + "; ".join(reasons) + "): IKC has never seen such a blur, "
+            "so watch how it copes.") if reasons else ""
+
+
+def crop_pair(lr: np.ndarray, hr: np.ndarray, scale: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The central size x size crop of `lr` and the matching region of `hr`."""
+    top, left = max(0, (lr.shape[0] - size) // 2), max(0, (lr.shape[1] - size) // 2)
+    return (lr[top:top + size, left:left + size],
+            hr[top * scale:(top + size) * scale, left * scale:(left + size) * scale])
+
+
+def assumed_widths(true_width: float) -> list[float]:
+    """The row of assumed kernel widths around the true one, none narrower than the labs offer."""
+    return [round(true_width + offset, 2) for offset in MISMATCH_OFFSETS if true_width + offset >= WIDTH_LIMITS[0]]
+
+
+def mismatch_figure(rows: list[tuple[float, float]], true_width: float, bicubic_psnr: float,
+                    ikc_point: tuple[float, float] | None) -> Figure:
+    """PSNR-Y against the assumed width, with the true width and IKC's estimate marked."""
+    figure = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot([w for w, _ in rows], [p for _, p in rows], "o-", color="tab:blue", label="SFTMD with assumed width")
+    axes.axvline(true_width, color="tab:green", linestyle="--", label=f"true width {true_width:.2f}")
+    axes.axhline(bicubic_psnr, color="grey", linestyle=":", label="bicubic")
+    if ikc_point is not None:
+        axes.axvline(ikc_point[0], color="tab:orange", linestyle="-.", label=f"IKC estimate {ikc_point[0]:.2f}")
+        axes.plot([ikc_point[0]], [ikc_point[1]], "*", markersize=14, color="tab:orange", label="IKC result")
+    axes.set(title="PSNR-Y against the assumed kernel width", xlabel="assumed kernel width (too small ... too large)",
+             ylabel="PSNR-Y (dB)")
+    figure.legend(fontsize=7, loc="outside right upper")
+    return figure
+
+
+def mismatch_tag(width: float, true_width: float) -> str:
+    """A caption tag that marks the true width in the row of assumed widths."""
+    return " (true)" if abs(width - true_width) < 1e-6 else ""
+
+
+def photo_input(label: str, elem_id: str, height: int) -> gr.Image:
+    """An image upload whose events get the raw file, so that ikc.read_image judges every file."""
+    return gr.Image(label=label, type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"],
+                    height=height, elem_id=elem_id)
+
+
+def build_restore(scales: list[int], examples: list[str]) -> None:
+    """The Restore tab: blind SR of a low-resolution photo, step by step."""
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image = photo_input("Low-resolution photo", "restore-input", 260)
+            gr.Examples(examples, inputs=image, label=f"Built-in examples (blurred with width {EXAMPLE_WIDTH:g}, "
+                        f"shrunk x{EXAMPLE_SCALE})", elem_id="restore-examples", api_visibility="private")
+            notice = gr.Markdown(elem_id="restore-notice")
+            scale = gr.Radio(scales, value=max(scales), label="Scale (enlargement factor)")
+            iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
+            with gr.Row():
+                run_button = gr.Button("Run", variant="primary", elem_id="restore-run")
+                stop_button = gr.Button("Stop", variant="stop")
+            progress = gr.Markdown(elem_id="restore-progress")
+        with gr.Column(scale=5):
+            viewer = build_viewer("restore", with_truth=False)
+    state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
+    wire_viewer(viewer, state)
+
+    def describe(payload: Any, scale_value: Any) -> str:
+        if payload is None:
+            return ""
+        try:
+            factor = checked_scale(scale_value)
+            photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+        except (ikc.ImageError, ValueError) as error:
+            return f"**This input cannot be used:** {error}"
+        height, width = photo.pixels.shape[:2]
+        return f"{width}x{height} px, result {width * factor}x{height * factor} px. {notes_line(photo.notes)}"
+
+    def restore(payload: Any, scale_value: Any, steps: Any, request: gr.Request) -> Iterator[dict]:
+        with user_errors():
+            factor = checked_scale(scale_value)
+            count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
+            photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+            model = model_for(factor)
+            run = RunResult(photo.pixels, factor, count, ikc.upscale_bicubic(photo.pixels, factor))
+            yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
+                                  upload_stem(payload), photo.notes)
+
+    gr.on([image.change, scale.change], describe, [image, scale], notice, preprocess=False,
+          api_visibility="private", show_progress="hidden")
+    event = run_button.click(restore, [image, scale, iterations],
+                             [state, progress, *viewer.step_components(), viewer.comparison, viewer.download],
+                             preprocess=False, concurrency_id="model", concurrency_limit=1,
+                             api_visibility="private", show_progress="minimal", show_progress_on=progress)
+    stop_button.click(lambda: "Stopped.", outputs=progress, cancels=[event], api_visibility="private")
+
+
+def build_lab(scales: list[int], examples: list[str]) -> None:
+    """The Degradation lab: blur a sharp photo with a known kernel, then watch IKC estimate it."""
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image = photo_input("Sharp photo", "lab-input", 220)
+            gr.Examples(examples, inputs=image, label="Built-in photos", elem_id="lab-examples",
+                        api_visibility="private")
+            width = gr.Slider(*WIDTH_LIMITS, value=2.0, step=0.05, label="Kernel width (sigma)")
+            with gr.Accordion("Advanced: anisotropic kernel", open=False):
+                anisotropic = gr.Checkbox(False, label="Use an anisotropic kernel (never seen in training)")
+                sigma_x = gr.Slider(*WIDTH_LIMITS, value=1.0, step=0.05, label="sigma_x")
+                sigma_y = gr.Slider(*WIDTH_LIMITS, value=3.0, step=0.05, label="sigma_y")
+                angle = gr.Slider(-90, 90, value=30, step=1, label="angle (degrees)")
+            noise = gr.Slider(0, MAX_NOISE, value=0, step=0.5, label="Noise sigma (0-255 scale)")
+            scale = gr.Radio(scales, value=max(scales), label="Scale")
+            lr_view = gr.Image(label="Low-resolution input (what IKC sees)", format="png", interactive=False,
+                               height=200, buttons=["download"])
+            lr_note = gr.Markdown(elem_id="lab-lr-note")
+            iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
+            with gr.Row():
+                run_button = gr.Button("Run IKC", variant="primary", elem_id="lab-run")
+                stop_button = gr.Button("Stop", variant="stop")
+            progress = gr.Markdown(elem_id="lab-progress")
+        with gr.Column(scale=5):
+            viewer = build_viewer("lab", with_truth=True)
+    state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
+    wire_viewer(viewer, state)
+    settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, scale]
+
+    def preview(*values: Any) -> dict:
+        if values[0] is None:
+            return {lr_view: None, lr_note: ""}
+        try:
+            lr, truth, notes, _ = lab_degradation(*values)
+        except (ikc.ImageError, ValueError) as error:
+            return {lr_view: None, lr_note: f"**This input cannot be used:** {error}"}
+        text = f"LR image {lr.shape[1]}x{lr.shape[0]} px. {notes_line(notes)} {truth.warning}"
+        return {lr_view: lr, lr_note: text, viewer.true_kernel: truth_picture(truth)}
+
+    def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
+                angle_value: Any, noise_value: Any, scale_value: Any, steps: Any,
+                request: gr.Request) -> Iterator[dict]:
+        with user_errors():
+            lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
+                                                       sigma_y_value, angle_value, noise_value, scale_value)
+            count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
+            model = model_for(factor)
+            run = RunResult(lr, factor, count, ikc.upscale_bicubic(lr, factor), truth)
+            yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
+            yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
+                                  upload_stem(payload), notes)
+
+    gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
+           noise.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
+          preprocess=False, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
+    outputs = [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download]
+    event = run_button.click(run_lab, [*settings, iterations], outputs, preprocess=False, concurrency_id="model",
+                             concurrency_limit=1, api_visibility="private", show_progress="minimal",
+                             show_progress_on=progress)
+    stop_button.click(lambda: "Stopped.", outputs=progress, cancels=[event], api_visibility="private")
+
+
+def build_mismatch(scales: list[int], examples: list[str]) -> None:
+    """The Kernel-mismatch lab: SFTMD told a row of wrong widths, as in the paper's Figure 2."""
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image = photo_input("Sharp photo", "mismatch-input", 220)
+            gr.Examples(examples, inputs=image, label="Built-in photos", elem_id="mismatch-examples",
+                        api_visibility="private")
+            true_width = gr.Slider(0.4, 4.0, value=2.0, step=0.05, label="True kernel width")
+            scale = gr.Radio(scales, value=max(scales), label="Scale")
+            run_button = gr.Button("Compare assumed widths", variant="primary", elem_id="mismatch-run")
+            progress = gr.Markdown(elem_id="mismatch-progress")
+        with gr.Column(scale=5):
+            gallery = gr.Gallery(label=f"SFTMD told widths from too small to too large: assumed width, PSNR-Y "
+                                       f"(central {MISMATCH_CROP}x{MISMATCH_CROP} LR px)",
+                                 format="png", columns=5, height="auto", object_fit="contain")
+            curve = gr.Plot(format="png", show_label=False)
+            summary = gr.Markdown(elem_id="mismatch-summary")
+
+    def compare(payload: Any, width_value: Any, scale_value: Any) -> Iterator[dict]:
+        with user_errors():
+            factor = checked_scale(scale_value)
+            width = checked_number("true kernel width", width_value, 0.4, 4.0)
+            photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * factor)
+            lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(width), factor)
+            lr, hr = crop_pair(lr, ikc.modcrop(photo.pixels, factor), factor, MISMATCH_CROP)
+            model = model_for(factor)
+            bicubic_psnr = ikc.psnr_y(ikc.upscale_bicubic(lr, factor), hr, factor)
+            items: list[tuple[np.ndarray, str]] = []
+            rows: list[tuple[float, float]] = []
+            for assumed in assumed_widths(width):
+                sr = model.super_resolve(lr, kernel=ikc.gaussian_kernel(assumed))
+                rows.append((assumed, ikc.psnr_y(sr, hr, factor)))
+                items.append((sr, f"{assumed:.2f}{mismatch_tag(assumed, width)}: {rows[-1][1]:.2f} dB"))
+                yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, None),
+                       progress: f"SFTMD with width {assumed:.2f} done.", summary: notes_line(photo.notes)}
+            best = max(rows, key=lambda row: row[1])
+            text = (f"Best PSNR-Y at assumed width {best[0]:.2f} (true width {width:.2f}; "
+                    f"bicubic {bicubic_psnr:.2f} dB).")
+
+            point = None
+            if model.blind:
+                final = model.run(lr, DEFAULT_ITERATIONS, render="last")[-1]
+                point = (final.kernel_width, ikc.psnr_y(final.sr, hr, factor))
+                text += (f" IKC, not told the width, estimated {point[0]:.2f} in {DEFAULT_ITERATIONS} steps "
+                         f"({point[1]:.2f} dB).")
+            items.append((hr, "sharp original"))
+            yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, point), progress: "Done.",
+                   summary: f"{text} {notes_line(photo.notes)}"}
+
+    run_button.click(compare, [image, true_width, scale], [gallery, curve, progress, summary], preprocess=False,
+                     concurrency_id="model", concurrency_limit=1, api_visibility="private",
+                     show_progress="minimal", show_progress_on=progress)
+
+
+def build_api() -> None:
+    """The named endpoints /degrade and /super_resolve, on hidden components."""
+    with gr.Row(visible=False):
+        image = gr.Image(type="filepath", image_mode=None, format="png", label="image")
+        width = gr.Number(2.0, label="kernel_width")
+        noise = gr.Number(0.0, label="noise_sigma")
+        scale = gr.Number(4, label="scale", precision=0)
+        iterations = gr.Number(DEFAULT_ITERATIONS, label="iterations", precision=0)
+        lr_out = gr.Image(format="png", label="lr_image")
+        sr_out = gr.Image(format="png", label="sr_image")
+        info = gr.JSON(label="info")
+        degrade_button, sr_button = gr.Button(), gr.Button()
+
+    def degrade(payload: Any, width_value: Any, noise_value: Any, scale_value: Any) -> tuple[np.ndarray, dict]:
+        """Blur, downscale and add noise to a sharp photo: (LR image, info on what was done)."""
+        with user_errors():
+            factor = checked_scale(scale_value)
+            kernel_width = checked_number("kernel width", width_value, *WIDTH_LIMITS)
+            noise_sigma = checked_number("noise sigma", noise_value, 0, MAX_NOISE)
+            photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * factor)
+            lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(kernel_width), factor, noise_sigma)
+            return lr, {"kernel_width": kernel_width, "noise_sigma": noise_sigma, "scale": factor,
+                        "lr_size": [lr.shape[1], lr.shape[0]], "notes": photo.notes}
+
+    def super_resolve(payload: Any, scale_value: Any, iterations_value: Any) -> Iterator[tuple[Any, dict]]:
+        """Blind SR, streaming each step: (final SR image once ready, per-step data so far)."""
+        with user_errors():
+            factor = checked_scale(scale_value)
+            count = checked_whole("iterations", iterations_value, 0, MAX_ITERATIONS)
+            photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+            records: list[dict] = []
+            for step in model_for(factor).steps(photo.pixels, count, render="last"):
+                records.append(step_record(step))
+                yield step.sr, {"scale": factor, "lr_size": [photo.pixels.shape[1], photo.pixels.shape[0]],
+                                "notes": photo.notes, "steps": records}
+
+    degrade_button.click(degrade, [image, width, noise, scale], [lr_out, info], api_name="degrade",
+                         preprocess=False)
+    sr_button.click(super_resolve, [image, scale, iterations], [sr_out, info], api_name="super_resolve",
+                    preprocess=False, concurrency_id="model", concurrency_limit=1)
+
+
+CSS = """
+.step-caption { min-height: 3em; }
+"""
+
+
+def build_app() -> gr.Blocks:
+    """The whole page: status, three tabs with their explanations, and the API endpoints."""
+    scales = ikc.available_scales(CHECKPOINT_DIR)
+    restore_examples, sharp_examples = example_files()
+    with gr.Blocks(title="IKC Studio", analytics_enabled=False, delete_cache=(SESSION_TTL, SESSION_TTL)) as demo:
+        gr.Markdown("# IKC Studio\nBlind super-resolution with Iterative Kernel Correction (Gu et al., CVPR 2019): "
+                    "enlarge a photo while estimating, step by step, how it was blurred.")
+        gr.Markdown(checkpoint_status(scales), elem_id="checkpoint-status")
+        offered = scales or list(ikc.SCALES)
+        with gr.Tab("Restore"):
+            with gr.Accordion("How it works", open=False):
+                gr.Markdown(EXPLAIN_KERNEL + "\n" + EXPLAIN_STEPS + "\n" + EXPLAIN_LIMITS)
+            build_restore(offered, restore_examples)
+        with gr.Tab("Degradation lab"):
+            with gr.Accordion("How it works", open=False):
+                gr.Markdown("Here the blur is known: pick a sharp photo and a kernel, and compare IKC's estimate with "
+                            "the truth at every step.\n\n" + EXPLAIN_KERNEL + "\n" + EXPLAIN_NUMBERS)
+            build_lab(offered, sharp_examples)
+        with gr.Tab("Kernel-mismatch lab"):
+            with gr.Accordion("How it works", open=True):
+                gr.Markdown(EXPLAIN_MISMATCH + "\nThe photo is blurred with the true width and shrunk; SFTMD then "
+                            "enlarges it once for each assumed width, without any estimation.")
+            build_mismatch(offered, sharp_examples)
+        build_api()
+    return demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+
+
+demo = build_app()
+
+if __name__ == "__main__":
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD)

@@ -1,0 +1,193 @@
+"""The Gradio app end to end: `python app.py` as a subprocess, driven through its named API with gradio_client."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ikc
+
+from .conftest import REPO, photo
+
+STARTUP_SECONDS = 90
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(checkpoints: Path, workdir: Path) -> Iterator[str]:
+    """Serve app.py on 127.0.0.1 with the given checkpoints; yields its URL and stops it afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "IKC_CHECKPOINTS": str(checkpoints), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(workdir),
+           "GRADIO_TEMP_DIR": str(workdir / "gradio")}
+    log_path = workdir / "app.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not serve within {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_checkpoints, tmp_path_factory) -> Iterator[str]:
+    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(app_url, tmp_path_factory):
+    from gradio_client import Client
+    return Client(app_url, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def lr_file(tmp_path_factory) -> Path:
+    """A 64x64 LR photo, blurred with width 2.0 and shrunk x4."""
+    path = tmp_path_factory.mktemp("lr") / "astronaut_lr.png"
+    return ikc.save_png(ikc.degrade_image(photo("astronaut")[128:384, 128:384], ikc.gaussian_kernel(2.0), 4), path)
+
+
+def pixels(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def test_api_lists_the_two_named_endpoints(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == \
+        {"/degrade", "/super_resolve"}
+
+
+def test_degrade_returns_the_lr_image_first(client, tmp_path):
+    from gradio_client import handle_file
+    sharp = ikc.save_png(photo("astronaut"), tmp_path / "sharp.png")
+    lr_path, info = client.predict(handle_file(str(sharp)), 2.0, 5.0, 4, api_name="/degrade")
+    lr = pixels(lr_path)
+    assert lr.shape == (128, 128, 3)
+    assert info["lr_size"] == [128, 128] and info["notes"] == []
+    expected = ikc.degrade_image(photo("astronaut"), ikc.gaussian_kernel(2.0), 4, 5.0)
+    assert np.array_equal(lr, expected), "the PNG round trip must be lossless"
+
+
+def test_super_resolve_streams_every_step_then_the_final_image(client, lr_file):
+    from gradio_client import handle_file
+    job = client.submit(handle_file(str(lr_file)), 4, 3, api_name="/super_resolve")
+    sr_path, info = job.result(timeout=60)
+    updates = job.outputs()
+    assert [len(update[1]["steps"]) for update in updates] == [1, 2, 3, 4], "one update per step, in order"
+    assert all(update[0] is None for update in updates[:-1])
+    assert pixels(sr_path).shape == (256, 256, 3)
+    assert [s["step"] for s in info["steps"]] == [0, 1, 2, 3]
+    last = info["steps"][-1]
+    assert np.array(last["kernel"]).shape == (21, 21) and len(last["code"]) == ikc.CODE_LENGTH
+    assert last["kernel_width"] > 0 and info["scale"] == 4
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("text", 4, 7), "not an image file"),
+    (("lr", 5, 7), "scale must be from 2 to 4"),
+    (("lr", 3, 7), "no checkpoint for x3"),
+    (("lr", 4, 16), "iterations must be from 0 to 15"),
+    (("lr", 4, 2.5), "iterations must be a whole number"),
+    (("lr", "four", 7), "scale must be a number"),
+    ((None, 4, 7), "upload a photo"),
+])
+def test_bad_input_gives_a_clear_error_and_the_app_keeps_serving(client, lr_file, tmp_path, arguments, message):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    text = tmp_path / "notes.png"
+    text.write_text("this is text, not an image")
+    image = {"text": handle_file(str(text)), "lr": handle_file(str(lr_file)), None: None}[arguments[0]]
+    with pytest.raises(AppError, match=message):
+        client.predict(image, *arguments[1:], api_name="/super_resolve")
+    _, info = client.predict(handle_file(str(lr_file)), 4, 0, api_name="/super_resolve")
+    assert len(info["steps"]) == 1
+
+
+def test_degrade_refuses_out_of_range_noise(client, lr_file):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="noise sigma must be from 0 to 25"):
+        client.predict(handle_file(str(lr_file)), 2.0, 30.0, 4, api_name="/degrade")
+
+
+def test_large_input_is_downscaled_with_a_notice(client, tmp_path):
+    from gradio_client import handle_file
+    big = ikc.save_png(photo("astronaut")[:400, :300], tmp_path / "big.png")
+    sr_path, info = client.predict(handle_file(str(big)), 4, 0, api_name="/super_resolve")
+    assert any("downscaled from 300x400" in note for note in info["notes"])
+    height, width = pixels(sr_path).shape[:2]
+    assert height * width <= 768 * 768 and info["lr_size"] == [width // 4, height // 4]
+
+
+def test_the_page_serves_and_explains_when_there_are_no_checkpoints(tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    empty = tmp_path / "no-checkpoints"
+    empty.mkdir()
+    with running_app(empty, tmp_path / "app") as url:
+        page = urllib.request.urlopen(url + "config", timeout=10).read().decode()
+        assert "No model checkpoints found" in page
+        lr = ikc.save_png(photo("coffee")[:64, :64], tmp_path / "lr.png")
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
+        with pytest.raises(AppError, match="no checkpoint for x4"):
+            client.predict(handle_file(str(lr)), 4, 7, api_name="/super_resolve")
+
+
+def test_validation_helpers():
+    app = pytest.importorskip("app")
+    assert app.checked_whole("steps", 7.0, 0, 15) == 7
+    for bad in (float("nan"), "x", None, 16):
+        with pytest.raises(ValueError, match="steps"):
+            app.checked_whole("steps", bad, 0, 15)
+    assert app.assumed_widths(2.0)[4] == 2.0 and len(app.assumed_widths(2.0)) == 9
+    assert min(app.assumed_widths(0.4)) >= 0.2
+    lr, hr = app.crop_pair(np.zeros((100, 120, 3)), np.zeros((400, 480, 3)), 4, 96)
+    assert lr.shape[:2] == (96, 96) and hr.shape[:2] == (384, 384)
+
+
+def test_read_photo_downscales_to_the_limit(tmp_path):
+    app = pytest.importorskip("app")
+    path = ikc.save_png(photo("rocket"), tmp_path / "rocket.png")
+    image = app.read_photo({"path": str(path)}, 100 * 100, 8)
+    height, width = image.pixels.shape[:2]
+    assert height * width <= 100 * 100 and "downscaled from 640x427" in image.notes[-1]
+    with pytest.raises(ValueError, match="upload a photo"):
+        app.read_photo(None, 100, 8)
