@@ -32,3 +32,13 @@ def test_ikc_restores_a_blurred_photo_better_than_bicubic(scale):
     if model.blind:
         blind = ikc.psnr_y(model.run(lr, 7, render="last")[-1].sr, hr, scale)
         assert blind > bicubic + 0.5
+
+
+@pytest.mark.parametrize("scale", SHIPPED)
+def test_tiled_output_equals_untiled_output_with_real_weights(scale):
+    lr = ikc.degrade_image(ikc.modcrop(photo("coffee")[:288, :288], scale), ikc.gaussian_kernel(1.5), scale)
+    code = np.zeros(ikc.CODE_LENGTH, np.float32)
+    whole = ikc.load(scale, require_blind=False, tile_pixels=10 ** 9).render(lr, code).astype(int)
+    tiled = ikc.load(scale, require_blind=False, tile_pixels=64 * 64).render(lr, code).astype(int)
+    border = 4 * scale
+    assert np.abs(whole - tiled)[border:-border, border:-border].max() <= 1
