@@ -1,8 +1,10 @@
 """Training pipeline: on-the-fly data, schedule, resume, torchrun DDP, export and evaluation contract."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +89,23 @@ def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
 def test_gaussian8_defaults():
     assert evaluate.parse_sigmas(None, 4) == pytest.approx(list(np.linspace(1.8, 3.2, 8)))
     assert evaluate.parse_sigmas("1.0, 2.0", 2) == [1.0, 2.0]
+
+
+def test_sigterm_saves_the_state_before_exiting(photo_dir, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("\n".join(f"{k}: {v}" for k, v in TINY.items()) + "\n")
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "training.train_sftmd", "--config", str(config), "--run-dir",
+                                str(run), "--data", str(photo_dir), "--threads", "1"], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (run / "metrics.csv").exists() and time.time() < deadline:  # the first validation (step 2)
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    _, meta = read_state(run / "state.safetensors")
+    assert meta["step"] >= 2
+    assert f"stopped at step {meta['step']}" in (run / "log.txt").read_text()

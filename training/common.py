@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from ikc.degradation import degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
@@ -133,6 +136,24 @@ def setup_distributed() -> tuple[int, int]:
     return (dist.get_rank() if world > 1 else 0), world
 
 
+class StopSignal:
+    """Within `with`, SIGTERM / SIGINT only set a flag, so a killed run still saves its state."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __enter__(self) -> "StopSignal":
+        self.requested = False
+        self.previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+
 def any_rank(flag: bool, world: int) -> bool:
     """True on every rank when `flag` is true on any of them (so all ranks stop together)."""
     if world == 1:
@@ -155,17 +176,50 @@ class RunLog:
             with open(self.run_dir / "log.txt", "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def metrics(self, step: int, loss: float, seconds: float, val_psnr_y: float | None = None) -> None:
-        """One CSV row; val_psnr_y is left empty between validations."""
+    def metrics(self, step: int, loss: float, seconds: float, validation: float | None = None) -> None:
+        """One CSV row; `validation` (PSNR-Y for SFTMD, code RMSE for P/C) is empty between validations."""
         if not self.enabled:
             return
         path = self.run_dir / "metrics.csv"
         new = not path.exists()
         with open(path, "a") as handle:
             if new:
-                handle.write("step,loss,seconds,val_psnr_y\n")
-            psnr = "" if val_psnr_y is None else f"{val_psnr_y:.3f}"
-            handle.write(f"{step},{loss:.5f},{seconds:.1f},{psnr}\n")
+                handle.write("step,loss,seconds,validation\n")
+            value = "" if validation is None else f"{validation:.4f}"
+            handle.write(f"{step},{loss:.5f},{seconds:.1f},{value}\n")
+
+
+def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | None, world: int, log: RunLog,
+                  train_step: Callable[[int], dict[str, float]], validate: Callable[[], tuple[str, float]],
+                  checkpoint: Callable[[int, float], None], desc: str) -> int:
+    """Steps until `limit`, the time budget or a stop signal; logs, validates, checkpoints every few minutes.
+
+    train_step(step) returns its losses (key "loss" is the total); validate returns (log text, value);
+    checkpoint(step, seconds_in_this_process) saves the state. Returns the last step.
+    """
+    start = last_save = time.time()
+    with StopSignal() as stop:
+        bar = tqdm(total=limit, initial=step, disable=not log.enabled, desc=desc, dynamic_ncols=True)
+        while step < limit:
+            losses = train_step(step)
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+            if log.enabled and step % 20 == 0:
+                log.metrics(step, losses["loss"], time.time() - start)
+            if log.enabled and step % config.validate_every == 0:
+                text, value = validate()
+                log.line(f"step {step} {text}")
+                log.metrics(step, losses["loss"], time.time() - start, value)
+            if time.time() - last_save > config.checkpoint_minutes * 60:
+                checkpoint(step, time.time() - start)
+                last_save = time.time()
+            if any_rank(stop.requested or (minutes is not None and time.time() - start > minutes * 60), world):
+                break
+        bar.close()
+    checkpoint(step, time.time() - start)
+    log.line(f"stopped at step {step} after {(time.time() - start) / 60:.1f} min")
+    return step
 
 
 def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[tuple[torch.Tensor, torch.Tensor,

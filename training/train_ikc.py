@@ -10,19 +10,17 @@ follows its own updates for the following passes, so it learns from the trajecto
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
 
-from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, read_state, save_state,
-                     setup_distributed, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, learning_rate, load_state, read_state, save_state, setup_distributed,
+                     training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
@@ -76,22 +74,13 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
     log.line(f"training P/C against SFTMD step {sftmd_meta['step']} of {sftmd_run}, world {world}, "
              f"config {config.to_dict()}")
-    start = last_save = time.time()
 
-    def checkpoint(rmse: float | None = None) -> None:
-        if rank == 0:
-            save_state(state_path, modules, optimizer, pca,
-                       {"step": step, "config": config.to_dict(), "sftmd_run": str(sftmd_run),
-                        "sftmd_step": sftmd_meta["step"], "val_code_rmse": rmse,
-                        "train_seconds": elapsed_before + time.time() - start})
+    last = {"rmse": float("nan")}
 
-    limit = max_steps if max_steps is not None else config.total_steps
-    rmse = float("nan")
-    bar = tqdm(total=limit, initial=step, disable=rank != 0, desc="ikc", dynamic_ncols=True)
-    while step < limit:
+    def train_step(at: int) -> dict[str, float]:
         batch = sampler.sample(config.batch_size)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
+            group["lr"] = learning_rate(at, config)
         guess = p_net(batch.lr)
         loss_p = F.mse_loss(guess, batch.code)
         half = config.batch_size // 2
@@ -108,24 +97,22 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         optimizer.zero_grad(set_to_none=True)
         (loss_p + loss_c).backward()
         optimizer.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(p=f"{loss_p.item():.4f}", c=f"{loss_c.item():.4f}")
-        if rank == 0 and step % 20 == 0:
-            log.metrics(step, (loss_p + loss_c).item(), time.time() - start)
-        if rank == 0 and step % config.validate_every == 0:
-            rmse_p, rmse = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1)
-            log.line(f"step {step} loss_p {loss_p.item():.4f} loss_c {loss_c.item():.4f} "
-                     f"val_code_rmse predictor {rmse_p:.4f} corrected {rmse:.4f}")
-        if time.time() - last_save > config.checkpoint_minutes * 60:
-            checkpoint(rmse)
-            last_save = time.time()
-        if any_rank(minutes is not None and time.time() - start > minutes * 60, world):
-            break
-    bar.close()
-    checkpoint(rmse)
-    log.line(f"stopped at step {step} after {(time.time() - start) / 60:.1f} min")
-    return rmse
+        return {"loss": (loss_p + loss_c).item(), "p": loss_p.item(), "c": loss_c.item()}
+
+    def run_validation() -> tuple[str, float]:
+        rmse_p, last["rmse"] = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1)
+        return f"val_code_rmse predictor {rmse_p:.4f} corrected {last['rmse']:.4f}", last["rmse"]
+
+    def checkpoint(at: int, seconds: float) -> None:
+        if rank == 0:
+            save_state(state_path, modules, optimizer, pca,
+                       {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run),
+                        "sftmd_step": sftmd_meta["step"], "val_code_rmse": last["rmse"],
+                        "train_seconds": elapsed_before + seconds})
+
+    limit = max_steps if max_steps is not None else config.total_steps
+    training_loop(step, limit, config, minutes, world, log, train_step, run_validation, checkpoint, "ikc")
+    return last["rmse"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,19 +6,17 @@ Multi-process: torchrun --nproc_per_node 2 -m training.train_sftmd ... (Distribu
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, TrainConfig, any_rank, learning_rate, load_state, mean_psnr, prefixed, read_state,
-                     save_state, setup_distributed, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, learning_rate, load_state, mean_psnr, prefixed, read_state, save_state,
+                     setup_distributed, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
 CL = torch.channels_last
@@ -75,44 +73,33 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
              f"world {world}, config {config.to_dict()}")
 
-    def checkpoint(psnr: float | None = None) -> None:
-        if rank == 0:
-            save_state(state_path, {"sftmd": model}, optimizer, pca,
-                       {"step": step, "best_psnr": best, "config": config.to_dict(), "last_psnr": psnr,
-                        "train_seconds": elapsed_before + time.time() - start})
+    last = {"psnr": float("nan"), "best": best}
 
-    start = last_save = time.time()
-    limit = max_steps if max_steps is not None else config.total_steps
-    psnr = float("nan")
-    bar = tqdm(total=limit, initial=step, disable=rank != 0, desc="sftmd", dynamic_ncols=True)
-    while step < limit:
+    def train_step(at: int) -> dict[str, float]:
         batch = sampler.sample(config.batch_size)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
+            group["lr"] = learning_rate(at, config)
         loss = F.l1_loss(net(batch.lr.contiguous(memory_format=CL), batch.code),
                          batch.hr.contiguous(memory_format=CL))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate(step, config):.2e}")
-        if rank == 0 and step % 20 == 0:
-            log.metrics(step, loss.item(), time.time() - start)
-        if rank == 0 and step % config.validate_every == 0:
-            psnr = validate(model, triples, codes)
-            best = max(best, psnr)
-            log.line(f"step {step} loss {loss.item():.4f} val_psnr_y {psnr:.3f}")
-            log.metrics(step, loss.item(), time.time() - start, psnr)
-        if time.time() - last_save > config.checkpoint_minutes * 60:
-            checkpoint(psnr)
-            last_save = time.time()
-        if any_rank(minutes is not None and time.time() - start > minutes * 60, world):
-            break
-    bar.close()
-    checkpoint(psnr)
-    log.line(f"stopped at step {step} after {(time.time() - start) / 60:.1f} min")
-    return psnr
+        return {"loss": loss.item()}
+
+    def run_validation() -> tuple[str, float]:
+        psnr = validate(model, triples, codes)
+        last.update(psnr=psnr, best=max(last["best"], psnr))
+        return f"val_psnr_y {psnr:.3f}", psnr
+
+    def checkpoint(at: int, seconds: float) -> None:
+        if rank == 0:
+            save_state(state_path, {"sftmd": model}, optimizer, pca,
+                       {"step": at, "best_psnr": last["best"], "config": config.to_dict(), "last_psnr": last["psnr"],
+                        "train_seconds": elapsed_before + seconds})
+
+    limit = max_steps if max_steps is not None else config.total_steps
+    training_loop(step, limit, config, minutes, world, log, train_step, run_validation, checkpoint, "sftmd")
+    return last["psnr"]
 
 
 def main(argv: list[str] | None = None) -> None:
