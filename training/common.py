@@ -1,6 +1,7 @@
 """What both training scripts share: configs, resumable state files, the LR schedule, logging, DDP."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -70,6 +71,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options every training script takes."""
+    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
+    parser.add_argument("--run-dir", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
+    parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
+    parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
+    parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
+    parser.add_argument("--threads", type=int, help="torch threads per process")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:

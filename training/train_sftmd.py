@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, TrainConfig, learning_rate, load_state, mean_psnr, prefixed, read_state, save_state,
+from .common import (RunLog, add_run_arguments, TrainConfig, learning_rate, load_state, mean_psnr, prefixed, read_state, save_state,
                      setup_distributed, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
@@ -104,12 +104,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
-    parser.add_argument("--run-dir", required=True, type=Path, help="run folder: state, log.txt, metrics.csv")
-    parser.add_argument("--data", type=Path, default=Path("data/train"), help="folder of HR training photos")
-    parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
-    parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
-    parser.add_argument("--threads", type=int, help="torch threads per process")
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
     train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads)
