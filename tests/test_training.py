@@ -109,3 +109,23 @@ def test_sigterm_saves_the_state_before_exiting(photo_dir, tmp_path):
     _, meta = read_state(run / "state.safetensors")
     assert meta["step"] >= 2
     assert f"stopped at step {meta['step']}" in (run / "log.txt").read_text()
+
+
+def test_a_new_session_resumes_from_the_shipped_checkpoint(photo_dir, tiny_checkpoints, tmp_path):
+    config = TrainConfig(**TINY)
+    shipped = tiny_checkpoints / "sftmd_x4.safetensors"
+    train_sftmd.train(config, photo_dir, tmp_path / "run", None, 5, 1, from_checkpoint=shipped)
+    tensors, meta = read_state(tmp_path / "run" / "state.safetensors")
+    assert meta["step"] == 5  # the checkpoint's 3 steps, then 2 more
+    assert np.array_equal(tensors["pca.matrix"].numpy(), ikc.load(4, tiny_checkpoints).pca.matrix)
+    assert "started from" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_another_scale_starts_from_the_x4_body(photo_dir, tiny_checkpoints, tmp_path):
+    config = TrainConfig(**{**TINY, "scale": 2, "sigma_max": 2.0})
+    train_sftmd.train(config, photo_dir, tmp_path / "x2", None, 1, 1,
+                      from_checkpoint=tiny_checkpoints / "sftmd_x4.safetensors")
+    tensors, meta = read_state(tmp_path / "x2" / "state.safetensors")
+    assert meta["step"] == 1
+    log = (tmp_path / "x2" / "log.txt").read_text()
+    assert "started from" in log and "step 0" in log

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from ikc.checkpoint import read_file, read_pca
 from ikc.degradation import degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
 from ikc.kernel_code import KernelPCA, encode
@@ -54,7 +55,6 @@ class TrainConfig:
     validate_every: int = 200
     checkpoint_minutes: float = 5.0
     validation_sigmas: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0])
-    init_from: str = ""
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -65,6 +65,12 @@ class TrainConfig:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """The config stored in a state file; keys of fields since removed are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
     def degradations(self) -> DegradationRange:
         return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction)
@@ -81,6 +87,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
     parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
     parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--from-checkpoint", type=Path,
+                        help="with no state in --run-dir yet: start from this shipped checkpoint (its weights, PCA, "
+                             "step and hours; for another scale, the weights whose shapes fit, from step 0)")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -137,6 +146,26 @@ def load_state(path: Path, modules: dict[str, nn.Module],
             state["state"].setdefault(int(index), {})[name] = value
         optimizer.load_state_dict(state)
     return KernelPCA.from_tensors(prefixed(tensors, "pca")), meta
+
+
+def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
+                          log: RunLog) -> tuple[KernelPCA, int, float]:
+    """Fill `modules` from a shipped checkpoint (tensors whose shapes fit); returns (PCA, step, seconds).
+
+    The step and hours carry on for the same scale; another scale (x2/x3 from the x4 body) starts at 0.
+    """
+    tensors, metadata = read_file(path)
+    copied = total = 0
+    for name, module in modules.items():
+        own = module.state_dict()
+        fitting = {k: v.float() for k, v in prefixed(tensors, name).items() if k in own and own[k].shape == v.shape}
+        module.load_state_dict({**own, **fitting})
+        copied, total = copied + len(fitting), total + len(own)
+    same_scale = metadata["scale"] == scale
+    training = metadata["training"]
+    step, seconds = (training["steps"], training["seconds"]) if same_scale else (0, 0.0)
+    log.line(f"started from {path}: {copied}/{total} tensors, step {step}")
+    return read_pca(tensors), step, seconds
 
 
 def setup_distributed() -> tuple[int, int]:

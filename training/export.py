@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, save_modules, sftmd_path, write_manifest
@@ -18,6 +19,12 @@ from .common import TrainConfig, load_state, read_state
 from .train_sftmd import build_sftmd
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
+
+
+def storage_dtype(modules: dict[str, torch.nn.Module]) -> torch.dtype:
+    """float32 when the weights fit the file limit (exact resume and inference), else float16."""
+    values = sum(p.numel() for m in modules.values() for p in m.state_dict().values())
+    return torch.float32 if values * 4 < MAX_FILE_BYTES - 2 ** 20 else torch.float16
 
 
 def data_summary(data_dir: Path) -> dict:
@@ -34,24 +41,26 @@ def data_summary(data_dir: Path) -> dict:
 def _common_metadata(config: TrainConfig, meta: dict, run: Path, data: dict) -> dict:
     return {"scale": config.scale, "kernel_range": [config.sigma_min, config.sigma_max],
             "noise_range": [0.0, config.noise_max],
-            "training": {"run": run.name, "steps": meta["step"], "hours": round(meta.get("train_seconds", 0) / 3600, 2),
+            "training": {"run": run.name, "steps": meta["step"], "seconds": round(meta.get("train_seconds", 0), 1),
+                         "hours": round(meta.get("train_seconds", 0) / 3600, 2),
                          "config": meta["config"], "data": data}}
 
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}) into `out`; returns the written paths."""
     state = sftmd_run / "state.safetensors"
-    config = TrainConfig(**read_state(state)[1]["config"])
+    config = TrainConfig.from_dict(read_state(state)[1]["config"])
     if config.scale != scale:
         raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
     sftmd = build_sftmd(config)
     pca, meta = load_state(state, {"sftmd": sftmd}, None)
     data = data_summary(data_dir)
     written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
-                            {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()})]
+                            {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()},
+                            storage_dtype({"sftmd": sftmd}))]
     if ikc_run is not None:
         ikc_state = ikc_run / "state.safetensors"
-        ikc_config = TrainConfig(**read_state(ikc_state)[1]["config"])
+        ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
         estimator = EstimatorConfig(nf=ikc_config.estimator_nf)
         predictor, corrector = Predictor(estimator), Corrector(estimator)
         own_pca, ikc_meta = load_state(ikc_state, {"predictor": predictor, "corrector": corrector}, None)
@@ -59,8 +68,8 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
             raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
         metadata = {**_common_metadata(ikc_config, ikc_meta, ikc_run, data), "estimator": estimator.to_dict(),
                     "sftmd_step": ikc_meta.get("sftmd_step")}
-        written.append(save_modules(estimators_path(scale, out), {"predictor": predictor, "corrector": corrector},
-                                    pca, metadata))
+        estimators = {"predictor": predictor, "corrector": corrector}
+        written.append(save_modules(estimators_path(scale, out), estimators, pca, metadata, storage_dtype(estimators)))
     for path in written:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the 10 MiB limit for a Space")

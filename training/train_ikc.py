@@ -19,8 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
 
-from .common import (RunLog, add_run_arguments, TrainConfig, learning_rate, load_state, read_state, save_state, setup_distributed,
-                     training_loop, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, read_state, save_state,
+                     setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
@@ -43,14 +43,14 @@ def validate(sftmd, predictor, corrector, triples, codes, steps: int) -> tuple[f
 
 
 def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, minutes: float | None,
-          max_steps: int | None, threads: int | None) -> float:
+          max_steps: int | None, threads: int | None, from_checkpoint: Path | None = None) -> float:
     """Run (or resume) P/C training; returns the last validation RMSE after correction."""
     rank, world = setup_distributed()
     if threads:
         torch.set_num_threads(threads)
     log = RunLog(run_dir, enabled=rank == 0)
     sftmd_state = sftmd_run / "state.safetensors"
-    sftmd = build_sftmd(TrainConfig(**read_state(sftmd_state)[1]["config"]))  # the architecture it was trained with
+    sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # the architecture it was trained with
     pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
     sftmd.eval().requires_grad_(False)
     estimator = EstimatorConfig(nf=config.estimator_nf)
@@ -61,10 +61,14 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     step, elapsed_before = 0, 0.0
     if state_path.exists():
         own_pca, meta = load_state(state_path, modules, optimizer)
-        if not np.array_equal(own_pca.matrix, pca.matrix):
-            raise SystemExit(f"{state_path} was trained with another kernel PCA than {sftmd_run}")
         step, elapsed_before = meta["step"], meta.get("train_seconds", 0.0)
         log.line(f"resumed from step {step}")
+    elif from_checkpoint is not None:
+        own_pca, step, elapsed_before = start_from_checkpoint(from_checkpoint, modules, config.scale, log)
+    else:
+        own_pca = pca
+    if not np.array_equal(own_pca.matrix, pca.matrix):
+        raise SystemExit(f"the Predictor/Corrector were trained with another kernel PCA than {sftmd_run}")
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step)
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sftmd-run", required=True, type=Path, help="run folder of the frozen SFTMD")
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
-    train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads)
+    train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads,
+          args.from_checkpoint)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, add_run_arguments, TrainConfig, learning_rate, load_state, mean_psnr, prefixed, read_state, save_state,
-                     setup_distributed, training_loop, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, mean_psnr, save_state,
+                     setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
 CL = torch.channels_last
@@ -36,17 +36,8 @@ def validate(model: SFTMD, triples, codes) -> float:
     return mean_psnr(outputs, triples, model.config.scale)
 
 
-def init_weights_from(model: SFTMD, path: str, log: RunLog) -> None:
-    """Start from another run's SFTMD (e.g. the x4 body for x2/x3): copy every tensor whose shape fits."""
-    own = model.state_dict()
-    source = prefixed(read_state(Path(path))[0], "sftmd")
-    fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict({**own, **fitting})
-    log.line(f"initialised {len(fitting)}/{len(own)} tensors from {path}")
-
-
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | None, max_steps: int | None,
-          threads: int | None) -> float:
+          threads: int | None, from_checkpoint: Path | None = None) -> float:
     """Run (or resume) training until the time budget, max_steps or total_steps; returns last val PSNR."""
     rank, world = setup_distributed()
     if threads:
@@ -60,10 +51,10 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         pca, meta = load_state(state_path, {"sftmd": model}, optimizer)
         step, best, elapsed_before = meta["step"], meta.get("best_psnr", best), meta.get("train_seconds", 0.0)
         log.line(f"resumed from step {step}")
+    elif from_checkpoint is not None:
+        pca, step, elapsed_before = start_from_checkpoint(from_checkpoint, {"sftmd": model}, config.scale, log)
     else:
         pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
-        if config.init_from:
-            init_weights_from(model, config.init_from, log)
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step)
@@ -107,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
-    train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads)
+    train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads, args.from_checkpoint)
 
 
 if __name__ == "__main__":
