@@ -8,9 +8,11 @@ Named API endpoints: /degrade and /super_resolve. All model work goes through th
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -20,6 +22,8 @@ from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import GradioRootModel, ImageData
+from gradio.utils import get_upload_folder
 from matplotlib.figure import Figure
 from PIL import Image
 from skimage import data as skdata
@@ -38,7 +42,8 @@ WIDTH_LIMITS = (0.2, 6.0)  # the labs offer widths beyond the training range on 
 MISMATCH_OFFSETS = (-1.2, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 1.2)
 MISMATCH_CROP = 96  # LR pixels: the mismatch lab works on the central crop so nine passes stay quick
 SESSION_TTL = 3600  # seconds a session's results are kept
-QUEUE_SIZE = 16
+MAX_SESSIONS = 200  # sessions kept in memory at most; the least recently used are dropped first
+QUEUE_SIZE = int(os.environ.get("IKC_QUEUE_SIZE") or 64)  # waiting jobs: a class of 30 pressing Run at once fits
 EXAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 EXAMPLE_WIDTH, EXAMPLE_SCALE = 2.0, 4
 TEMP = Path(tempfile.gettempdir())
@@ -116,10 +121,18 @@ def checked_scale(value: Any) -> int:
 
 
 def upload_path(payload: Any) -> str:
-    """Server-side path of an uploaded image (events get raw payloads so ikc.read_image sees every file)."""
-    if isinstance(payload, dict) and payload.get("path"):
-        return str(payload["path"])
-    raise ValueError("no image: upload a photo or pick an example first")
+    """Server-side path of an uploaded image; API callers can name any path, so only uploads are accepted."""
+    if payload is None or payload == {}:
+        raise ValueError("no image: upload a photo or pick an example first")
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"image must be an uploaded file (from Python: gradio_client.handle_file(path)), "
+                         f"got {payload!r:.80}")
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(get_upload_folder())):
+        raise ValueError("image: only files uploaded to this app are read; send yours with "
+                         "gradio_client.handle_file(path)")
+    return str(real)
 
 
 def upload_stem(payload: Any) -> str:
@@ -162,16 +175,33 @@ def training_range(scale: int) -> tuple[tuple[float, float], tuple[float, float]
     return model.kernel_range, model.noise_range
 
 
-def checkpoint_status(scales: list[int]) -> str:
-    """Markdown: which scales can run, and what to do when none can."""
-    if not scales:
-        return (f"**No model checkpoints found** in `{CHECKPOINT_DIR}`. The page works, and Run explains what is "
-                f"missing. Put `sftmd_x4.safetensors` and `ikc_x4.safetensors` there (train them with "
-                f"`python -m training.train_sftmd`, `python -m training.train_ikc` and `python -m training.export`), "
-                f"or point the `IKC_CHECKPOINTS` environment variable at a folder that has them.")
-    parts = [f"x{s}" + ("" if estimators_path(s, CHECKPOINT_DIR).is_file() else " (no Predictor/Corrector: "
-                        "only the mismatch lab works)") for s in scales]
-    return f"Models available: {', '.join(parts)}."
+def load_models(scales: list[int]) -> tuple[list[int], dict[int, str]]:
+    """Load each scale now, so that a damaged checkpoint is reported at start-up: (usable scales, problems)."""
+    usable, problems = [], {}
+    for scale in scales:
+        try:
+            model_for(scale)
+        except ikc.CheckpointError as error:
+            problems[scale] = str(error)
+        else:
+            usable.append(scale)
+    return usable, problems
+
+
+def checkpoint_status(scales: list[int], problems: dict[int, str]) -> str:
+    """Markdown: which scales can run, why the others cannot, and what to do when none can."""
+    lines = [f"**x{scale} cannot run:** {problem}" for scale, problem in problems.items()]
+    if scales:
+        parts = [f"x{s}" + ("" if estimators_path(s, CHECKPOINT_DIR).is_file() else " (no Predictor/Corrector: "
+                            "only the mismatch lab works)") for s in scales]
+        lines.append(f"Models available: {', '.join(parts)}.")
+    elif not problems:
+        lines.append(f"**No model checkpoints found** in `{CHECKPOINT_DIR}`. The page works, and Run explains what "
+                     f"is missing. Put `sftmd_x4.safetensors` and `ikc_x4.safetensors` there (train them with "
+                     f"`python -m training.train_sftmd`, `python -m training.train_ikc` and "
+                     f"`python -m training.export`), or point the `IKC_CHECKPOINTS` environment variable at a folder "
+                     f"that has them.")
+    return "\n\n".join(lines)
 
 
 def example_files() -> tuple[list[str], list[str]]:
@@ -201,24 +231,47 @@ class Truth:
     warning: str  # why the degradation lies outside the training range, or ""
 
 
+def pack(pixels: np.ndarray) -> bytes:
+    """An image as lossless PNG bytes, quickly compressed (a photo-like result: about 40% of its raw size)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes) -> np.ndarray:
+    """The (H, W, 3) uint8 image that `pack` stored."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 @dataclass
 class RunResult:
-    """A session's run of the correction loop: every step so far and what is needed to show it."""
+    """A session's run of the correction loop: every step so far, its images stored compactly (PNG bytes)."""
 
     lr: np.ndarray
     scale: int
     iterations: int
-    bicubic: np.ndarray
     truth: Truth | None = None
-    steps: list[ikc.Step] = field(default_factory=list)
+    steps: list[ikc.Step] = field(default_factory=list)  # without images: they are kept packed in `images`
+    images: dict[int, bytes] = field(default_factory=dict)  # step -> its SR image, packed
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
     download: Path | None = None
+    bicubic: bytes = field(init=False)  # the bicubic enlargement, packed
+
+    def __post_init__(self) -> None:
+        self.bicubic = pack(ikc.upscale_bicubic(self.lr, self.scale))
 
     def record(self, step: ikc.Step) -> None:
-        """Store (or replace) a step, scoring its image against the truth when known."""
-        self.steps[step.index:step.index + 1] = [step]
-        if self.truth is not None and step.sr is not None:
-            self.scores[step.index] = score(step.sr, self.truth.hr, self.scale)
+        """Store (or replace) a step, packing its image and scoring it against the truth when known."""
+        self.steps[step.index:step.index + 1] = [replace(step, sr=None)]
+        if step.sr is not None:
+            self.images[step.index] = pack(step.sr)
+            if self.truth is not None:
+                self.scores[step.index] = score(step.sr, self.truth.hr, self.scale)
+
+    def image(self, index: int) -> np.ndarray | None:
+        """Step `index`'s SR image, or None while it is not rendered."""
+        return unpack(self.images[index]) if index in self.images else None
 
 
 def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
@@ -241,7 +294,7 @@ def results_folder(request: gr.Request, tab: str) -> Path:
 def save_download(run: RunResult, folder: Path, stem: str) -> Path:
     """Write the final result as a lossless PNG into `folder`, replacing the session's previous one."""
     shutil.rmtree(folder, ignore_errors=True)
-    return ikc.save_png(run.steps[-1].sr, folder / f"{stem}_ikc_x{run.scale}.png")
+    return ikc.save_png(run.image(run.iterations), folder / f"{stem}_ikc_x{run.scale}.png")
 
 
 def correction_stream(model: ikc.IKC, run: RunResult) -> Iterator[tuple[int, str]]:
@@ -289,7 +342,7 @@ def scores_figure(run: RunResult, index: int) -> Figure:
     indices = sorted(run.scores)
     psnr_axes.plot(indices, [run.scores[i][0] for i in indices], "o-", color="tab:blue", label="PSNR-Y")
     ssim_axes.plot(indices, [run.scores[i][1] for i in indices], "s--", color="tab:orange", label="SSIM-Y")
-    bicubic_psnr, _ = score(run.bicubic, run.truth.hr, run.scale)
+    bicubic_psnr, _ = score(unpack(run.bicubic), run.truth.hr, run.scale)
     psnr_axes.axhline(bicubic_psnr, color="grey", linestyle=":", label="bicubic PSNR-Y")
     if index in run.scores:
         psnr_axes.plot([index], [run.scores[index][0]], "o", markersize=12, markerfacecolor="none", color="tab:red")
@@ -312,7 +365,7 @@ def step_caption(run: RunResult, index: int) -> str:
     if index in run.scores:
         psnr, ssim = run.scores[index]
         text += f" PSNR-Y {psnr:.2f} dB, SSIM-Y {ssim:.3f}."
-    if step.sr is None:
+    if index not in run.images:
         text += " Its image is rendered after the final step; move the slider again in a moment."
     if run.truth is not None and run.truth.warning:
         text += f" {run.truth.warning}"
@@ -355,7 +408,7 @@ class Viewer:
         step = run.steps[index] if index < len(run.steps) else None
         updates = {self.slider: gr.Slider(maximum=max(run.iterations, 1), value=index),
                    self.caption: step_caption(run, index),
-                   self.sr: step.sr if step is not None else None,
+                   self.sr: run.image(index),
                    self.kernel: estimate_picture(step) if step is not None else None,
                    self.widths: width_figure(run, index)}
         if self.true_kernel is not None and run.truth is not None:
@@ -368,7 +421,7 @@ class Viewer:
         """The before/after comparison and the download, once the final step is rendered (else cleared)."""
         if run is None or run.download is None:
             return {self.comparison: None, self.download: gr.DownloadButton(value=None, interactive=False)}
-        return {self.comparison: (run.bicubic, run.steps[-1].sr),
+        return {self.comparison: (unpack(run.bicubic), run.image(run.iterations)),
                 self.download: gr.DownloadButton(value=str(run.download), interactive=True)}
 
 
@@ -556,7 +609,7 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
             model = model_for(factor)
-            run = RunResult(photo.pixels, factor, count, ikc.upscale_bicubic(photo.pixels, factor))
+            run = RunResult(photo.pixels, factor, count)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
                                   upload_stem(payload), photo.notes)
 
@@ -616,7 +669,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                                        sigma_y_value, angle_value, noise_value, scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             model = model_for(factor)
-            run = RunResult(lr, factor, count, ikc.upscale_bicubic(lr, factor), truth)
+            run = RunResult(lr, factor, count, truth)
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
                                   upload_stem(payload), notes)
@@ -685,10 +738,19 @@ def build_mismatch(scales: list[int], examples: list[str]) -> None:
                      show_progress="minimal", show_progress_on=progress)
 
 
+class AnyImagePayload(GradioRootModel):
+    """An image file, sent with gradio_client.handle_file(path); anything else is answered with a clear error."""
+
+    root: ImageData | Any = None
+
+
 def build_api() -> None:
     """The named endpoints /degrade and /super_resolve, on hidden components."""
     with gr.Row(visible=False):
         image = gr.Image(type="filepath", image_mode=None, format="png", label="image")
+        # gradio still vets uploaded files, but a payload of another type now reaches the endpoints, whose
+        # upload_path says what is wrong (gradio's own validation would answer only "error")
+        image.data_model = AnyImagePayload
         width = gr.Number(2.0, label="kernel_width")
         noise = gr.Number(0.0, label="noise_sigma")
         scale = gr.Number(4, label="scale", precision=0)
@@ -734,12 +796,14 @@ CSS = """
 
 def build_app() -> gr.Blocks:
     """The whole page: status, three tabs with their explanations, and the API endpoints."""
-    scales = ikc.available_scales(CHECKPOINT_DIR)
+    scales, problems = load_models(ikc.available_scales(CHECKPOINT_DIR))
+    for scale, problem in problems.items():
+        print(f"IKC Studio: x{scale} cannot run: {problem}", file=sys.stderr)
     restore_examples, sharp_examples = example_files()
     with gr.Blocks(title="IKC Studio", analytics_enabled=False, delete_cache=(SESSION_TTL, SESSION_TTL)) as demo:
         gr.Markdown("# IKC Studio\nBlind super-resolution with Iterative Kernel Correction (Gu et al., CVPR 2019): "
                     "enlarge a photo while estimating, step by step, how it was blurred.")
-        gr.Markdown(checkpoint_status(scales), elem_id="checkpoint-status")
+        gr.Markdown(checkpoint_status(scales, problems), elem_id="checkpoint-status")
         offered = scales or list(ikc.SCALES)
         with gr.Tab("Restore"):
             with gr.Accordion("How it works", open=False):
@@ -762,4 +826,4 @@ def build_app() -> gr.Blocks:
 demo = build_app()
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, max_file_size=MAX_UPLOAD)
+    demo.launch(css=CSS, max_file_size=MAX_UPLOAD, show_error=True, state_session_capacity=MAX_SESSIONS)

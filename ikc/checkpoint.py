@@ -65,13 +65,23 @@ def write_manifest(folder: Path = CHECKPOINT_DIR) -> Path:
     return manifest
 
 
+def read_manifest(manifest: Path) -> dict[str, str]:
+    """File name -> SHA-256 digest from a SHA256SUMS file; CheckpointError when it is malformed."""
+    try:
+        pairs = [line.split(maxsplit=1) for line in manifest.read_text().splitlines() if line.strip()]
+        return {name.strip(): digest for digest, name in pairs}
+    except ValueError:  # undecodable text, or a line without a digest and a name
+        raise CheckpointError(f"{manifest} is damaged (expected '<sha256>  <file name>' lines): restore it with "
+                              f"`git checkout -- checkpoints`, or re-export with `python -m training.export`") from None
+
+
 def verify(path: Path) -> None:
-    """Check `path` against the SHA256SUMS beside it, when there is one."""
+    """Check `path` against the SHA256SUMS beside it; CheckpointError when it is absent, unlisted or different."""
     manifest = path.parent / MANIFEST
     if not manifest.is_file():
-        return
-    sums = dict(reversed(line.split(maxsplit=1)) for line in manifest.read_text().splitlines() if line.strip())
-    expected = {name.strip(): digest for name, digest in sums.items()}.get(path.name)
+        raise CheckpointError(f"no {MANIFEST} beside {path}, so it cannot be verified: restore the folder with "
+                              f"`git checkout -- checkpoints`, or re-export it with `python -m training.export`")
+    expected = read_manifest(manifest).get(path.name)
     if expected is None:
         raise CheckpointError(f"{path.name} is not listed in {manifest}: re-export it with "
                               f"`python -m training.export` or restore it with `git checkout -- checkpoints`")

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP or GIF"
+ORIENTATION = 0x0112  # the EXIF tag that says how the camera was held
 
 
 class ImageError(ValueError):
@@ -44,7 +45,7 @@ def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         notes.append("16-bit image reduced to 8 bits")
         array = np.asarray(image, np.float64)
-        peak = 65535.0 if array.max() > 255 else 255.0
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         image = Image.fromarray(np.clip(array / peak * 255, 0, 255).round().astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -68,9 +69,11 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
                     raise ImageError(f"{name}: {width}x{height} px is too large "
                                      f"(at most {MAX_PIXELS // 1_000_000} megapixels are accepted)")
                 if getattr(image, "n_frames", 1) > 1:
-                    notes.append(f"animated image: only the first of {image.n_frames} frames is used")
+                    notes.append(f"animated or multi-page image: only the first of {image.n_frames} frames is used")
                     image.seek(0)
                 image.load()
+                if image.getexif().get(ORIENTATION, 1) in range(2, 9):
+                    notes.append("turned upright as its EXIF orientation says")
                 pixels = np.asarray(to_rgb8(ImageOps.exif_transpose(image), notes), np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file; expected {ACCEPTED}") from None
@@ -79,7 +82,7 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
                          f"at most {MAX_PIXELS // 1_000_000} megapixels are accepted") from None
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Exception as error:  # decoders raise many types on damaged data (OSError, TypeError, struct.error, ...)
         raise ImageError(f"{name}: the image data is damaged or truncated ({error}); "
                          f"expected a complete {ACCEPTED} file") from None
     if min(pixels.shape[:2]) < min_size:

@@ -1,15 +1,7 @@
 """The Gradio app end to end: `python app.py` as a subprocess, driven through its named API with gradio_client."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -17,71 +9,7 @@ from PIL import Image
 
 import ikc
 
-from .conftest import REPO, photo
-
-STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def running_app(checkpoints: Path, workdir: Path) -> Iterator[str]:
-    """Serve app.py on 127.0.0.1 with the given checkpoints; yields its URL and stops it afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "IKC_CHECKPOINTS": str(checkpoints), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(workdir),
-           "GRADIO_TEMP_DIR": str(workdir / "gradio")}
-    log_path = workdir / "app.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not serve within {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_checkpoints, tmp_path_factory) -> Iterator[str]:
-    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("app")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(app_url, tmp_path_factory):
-    from gradio_client import Client
-    return Client(app_url, verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("downloads")))
-
-
-@pytest.fixture(scope="module")
-def lr_file(tmp_path_factory) -> Path:
-    """A 64x64 LR photo, blurred with width 2.0 and shrunk x4."""
-    path = tmp_path_factory.mktemp("lr") / "astronaut_lr.png"
-    return ikc.save_png(ikc.degrade_image(photo("astronaut")[128:384, 128:384], ikc.gaussian_kernel(2.0), 4), path)
+from .conftest import connect, photo, running_app
 
 
 def pixels(path: str) -> np.ndarray:
@@ -158,15 +86,15 @@ def test_large_input_is_downscaled_with_a_notice(client, tmp_path):
 
 
 def test_the_page_serves_and_explains_when_there_are_no_checkpoints(tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
     empty = tmp_path / "no-checkpoints"
     empty.mkdir()
-    with running_app(empty, tmp_path / "app") as url:
-        page = urllib.request.urlopen(url + "config", timeout=10).read().decode()
+    with running_app(empty, tmp_path / "app") as server:
+        page = urllib.request.urlopen(server.url + "config", timeout=10).read().decode()
         assert "No model checkpoints found" in page
         lr = ikc.save_png(photo("coffee")[:64, :64], tmp_path / "lr.png")
-        client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
+        client = connect(server.url, tmp_path / "downloads")
         with pytest.raises(AppError, match="no checkpoint for x4"):
             client.predict(handle_file(str(lr)), 4, 7, api_name="/super_resolve")
 
@@ -183,8 +111,9 @@ def test_validation_helpers():
     assert lr.shape[:2] == (96, 96) and hr.shape[:2] == (384, 384)
 
 
-def test_read_photo_downscales_to_the_limit(tmp_path):
+def test_read_photo_downscales_to_the_limit(tmp_path, monkeypatch):
     app = pytest.importorskip("app")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     path = ikc.save_png(photo("rocket"), tmp_path / "rocket.png")
     image = app.read_photo({"path": str(path)}, 100 * 100, 8)
     height, width = image.pixels.shape[:2]

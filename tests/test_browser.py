@@ -12,8 +12,7 @@ from PIL import Image
 
 import ikc
 
-from .conftest import photo
-from .test_app import running_app
+from .conftest import photo, running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -32,8 +31,8 @@ WATCH_TEXTS = """(texts) => { window.__seen = {}; const start = performance.now(
 
 @pytest.fixture(scope="module")
 def app_url(tiny_checkpoints, tmp_path_factory) -> Iterator[str]:
-    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("browser-app")) as url:
-        yield url
+    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("browser-app")) as server:
+        yield server.url
 
 
 @pytest.fixture()
