@@ -1,9 +1,9 @@
 """Networks of IKC: SFTMD (super-resolver conditioned on the kernel code), Predictor and Corrector.
 
-Layer specs follow the official code (see the reference sheet), with two deliberate changes:
+Layer specs follow the official code (see the reference sheet), with three deliberate changes:
 SFTMD may add a bicubic upsampling of its input (it then learns only the residual, which trains
-far faster on a CPU budget), and the Predictor and Corrector end without an activation, since
-our codes are centred and signed.
+far faster on a CPU budget); the Predictor and Corrector see a parameter-free detail map of their
+image (see detail_map), and end without an activation, since our codes are centred and signed.
 """
 from __future__ import annotations
 
@@ -116,6 +116,17 @@ class SFTMD(nn.Module):
         return out.clamp(0, 1)
 
 
+def detail_map(images: torch.Tensor) -> torch.Tensor:
+    """High-pass detail (image minus its 3x3 local mean), scaled to unit std per image.
+
+    Blur shows in the shape of fine detail, not in brightness or contrast; removing those nuisances
+    makes kernel estimation learnable in hundreds of steps instead of (measured) not at all.
+    """
+    local_mean = F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="reflect"), 3, 1)
+    detail = images - local_mean
+    return detail / (detail.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
+
+
 class Predictor(nn.Module):
     """Guesses the kernel code h0 from an LR batch: six 5x5 convs and global average pooling."""
 
@@ -132,7 +143,7 @@ class Predictor(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return self.convs(lr).mean(dim=(2, 3))
+        return self.convs(detail_map(lr)).mean(dim=(2, 3))
 
 
 class Corrector(nn.Module):
@@ -153,7 +164,7 @@ class Corrector(nn.Module):
                                   nn.Conv2d(nf, length, 1))
 
     def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        features = self.convs(sr)
+        features = self.convs(detail_map(sr))
         code_features = self.code_dense(code.to(sr)).reshape(sr.shape[0], -1, 1, 1)
         joined = torch.cat((features, code_features.expand_as(features)), dim=1)
         return self.fuse(joined).mean(dim=(2, 3))

@@ -3,7 +3,7 @@
     python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run-dir runs/ikc_x4
 
 Cheaper than the official schedule (7 SFTMD passes per step): each step takes `correction_steps`
-SFTMD passes (default 2). The Corrector starts from the states it meets in the loop, the
+SFTMD passes (default 2), plus `predictor_steps - 1` cheap extra Predictor updates on fresh batches. The Corrector starts from the states it meets in the loop, the
 Predictor's own (detached) guesses, plus perturbed true codes for the rest of the batch, and
 follows its own updates for the following passes, so it learns from the trajectories it makes.
 """
@@ -81,10 +81,18 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
 
     last = {"rmse": float("nan")}
 
-    def train_step(at: int) -> dict[str, float]:
+    def predictor_step() -> None:
         batch = sampler.sample(config.batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        F.mse_loss(p_net(batch.lr), batch.code).backward()
+        optimizer.step()  # the Corrector has no gradients here, so Adam leaves it alone
+
+    def train_step(at: int) -> dict[str, float]:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(at, config)
+        for _ in range(config.predictor_steps - 1):
+            predictor_step()
+        batch = sampler.sample(config.batch_size)
         guess = p_net(batch.lr)
         loss_p = F.mse_loss(guess, batch.code)
         half = config.batch_size // 2
