@@ -1,6 +1,7 @@
 """Speed benchmark of blind SR on the CPU: naive IKC loop vs ours vs one SFTMD pass (the floor).
 
     python -m training.benchmark [--sizes 64,128,256] [--scale 4] [--iterations 7] [--repeats 2]
+    python -m training.benchmark --app --sizes 128     # the app: time to the first step and the result
 
 naive: the whole image through SFTMD and the Corrector at every step (every step rendered).
 ours:  Predictor and Corrector on a textured crop, SFTMD on the whole image for the last step only.
@@ -14,7 +15,9 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,6 +64,24 @@ def run_isolated(case: str, size: int, args: argparse.Namespace) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def app_latency(folder: str, size: int, iterations: int, repeats: int) -> list[tuple[float, float]]:
+    """(first step, final result) seconds for /super_resolve on a running app.py, after one warm-up call."""
+    from gradio_client import Client, handle_file
+
+    from .serve import running_app
+
+    with tempfile.TemporaryDirectory() as work, running_app(Path(folder), Path(work)) as server:
+        client = Client(server.url, verbose=False, analytics_enabled=False, download_files=work)
+        lr_path = ikc.save_png(test_image(size, 4), Path(work) / "lr.png")
+        timings = []
+        for _ in range(repeats + 1):
+            start, first = time.perf_counter(), None
+            for _update in client.submit(handle_file(str(lr_path)), 4, iterations, api_name="/super_resolve"):
+                first = first or time.perf_counter() - start
+            timings.append((first, time.perf_counter() - start))
+    return timings[1:]
+
+
 def table(results: list[dict], iterations: int, scale: int) -> str:
     """Markdown table with times, ratios and peak memory per LR size."""
     lines = [f"| LR size (x{scale}, {iterations} steps) | naive loop | ours | one SFTMD pass | ours / naive | "
@@ -82,9 +103,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--checkpoints", default=str(CHECKPOINT_DIR))
     parser.add_argument("--json", help="write the raw results here")
+    parser.add_argument("--app", action="store_true", help="instead: latency of app.py's /super_resolve (x4)")
     parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.app:
+        for size in sizes:
+            for first, last in app_latency(args.checkpoints, size, args.iterations, args.repeats):
+                print(f"app /super_resolve {size}x{size} x4, {args.iterations} steps: first step after {first:.2f} s, "
+                      f"final result after {last:.2f} s")
+        return
     if args.one:
         print(json.dumps(time_case(args.one, sizes[0], args.scale, args.iterations, args.repeats, args.checkpoints)))
         return
