@@ -73,6 +73,15 @@ def decode_kernel(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     return flat.reshape(*flat.shape[:-1], pca.kernel_size, pca.kernel_size)
 
 
+def spread_projection(pca: KernelPCA) -> tuple[float, np.ndarray]:
+    """(offset, weights) with spread(code) = offset + code[:10] @ weights, where spread is the kernel's
+    second moment E[x^2 + y^2] / 2 (sigma^2 for a Gaussian): linear in the code, so usable in a loss."""
+    radius = pca.kernel_size // 2
+    ys, xs = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    r2 = ((xs ** 2 + ys ** 2) / 2).ravel().astype(np.float64)
+    return float(pca.mean @ r2), (pca.scale[:, None] * pca.matrix.T.astype(np.float64)) @ r2
+
+
 def decode_noise(codes: np.ndarray) -> np.ndarray:
     """Noise sigma on the 0-255 scale stored in codes (never negative)."""
     return np.maximum(np.asarray(codes, np.float32)[..., PCA_COMPONENTS] * NOISE_CODE_SCALE, 0)

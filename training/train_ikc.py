@@ -10,6 +10,7 @@ follows its own updates for the following passes, so it learns from the trajecto
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
+from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, spread_projection
 
 from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, read_state, save_state,
                      setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
@@ -25,26 +27,45 @@ from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
 PERTURBATION = 0.5  # std of the random offsets added to true codes (codes have unit scale)
+SPREAD_UNIT = 4.0  # kernel spread (sigma^2) is compared in units of 4 px^2 in the loss
+
+
+def code_loss(pca: KernelPCA, weight: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """MSE on the code plus `weight` x MSE on the kernel's spread (sigma^2), a linear function of the code.
+
+    Plain code MSE is dominated by the PCA entries of very narrow kernels, which an x4 LR image cannot tell
+    apart; the spread term points the gradient at the width, which it can.
+    """
+    offset, weights = spread_projection(pca)
+    weights = torch.from_numpy(weights).float() / SPREAD_UNIT
+
+    def loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        spread_error = (predicted[:, :PCA_COMPONENTS] - true[:, :PCA_COMPONENTS]) @ weights
+        return F.mse_loss(predicted, true) + weight * (spread_error ** 2).mean()
+
+    return loss
 
 
 @torch.inference_mode()
-def validate(sftmd, predictor, corrector, triples, codes, steps: int) -> tuple[float, float]:
-    """Code error (RMSE) of the Predictor alone and after `steps` corrections, on held-out crops."""
+def validate(sftmd, predictor, corrector, triples, codes, steps: int, pca: KernelPCA) -> tuple[float, float]:
+    """RMSE of the kernel width (from the code's spread) for the Predictor alone and after `steps` corrections."""
+    offset, weights = spread_projection(pca)
+    width = lambda code: np.sqrt(max(offset + code[0, :PCA_COMPONENTS].double().numpy() @ weights, 0.01))  # noqa: E731
     predictor.eval(), corrector.eval()
     first, last = [], []
     for (lr, _, _), true in zip(triples, codes):
         code = predictor(lr)
-        first.append(((code - true) ** 2).mean().item())
+        first.append((width(code) - width(true)) ** 2)
         for _ in range(steps):
             code = code + corrector(sftmd(lr.contiguous(memory_format=CL), code).contiguous(memory_format=CL), code)
-        last.append(((code - true) ** 2).mean().item())
+        last.append((width(code) - width(true)) ** 2)
     predictor.train(), corrector.train()
     return float(np.sqrt(np.mean(first))), float(np.sqrt(np.mean(last)))
 
 
 def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, minutes: float | None,
           max_steps: int | None, threads: int | None, from_checkpoint: Path | None = None) -> float:
-    """Run (or resume) P/C training; returns the last validation RMSE after correction."""
+    """Run (or resume) P/C training; returns the last validation width RMSE after correction."""
     rank, world = setup_distributed()
     if threads:
         torch.set_num_threads(threads)
@@ -80,11 +101,12 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
              f"config {config.to_dict()}")
 
     last = {"rmse": float("nan")}
+    criterion = code_loss(pca, config.spread_weight)
 
     def predictor_step() -> None:
         batch = sampler.sample(config.batch_size)
         optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(p_net(batch.lr), batch.code).backward()
+        criterion(p_net(batch.lr), batch.code).backward()
         optimizer.step()  # the Corrector has no gradients here, so Adam leaves it alone
 
     def train_step(at: int) -> dict[str, float]:
@@ -94,7 +116,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
             predictor_step()
         batch = sampler.sample(config.batch_size)
         guess = p_net(batch.lr)
-        loss_p = F.mse_loss(guess, batch.code)
+        loss_p = criterion(guess, batch.code)
         half = config.batch_size // 2
         perturbed = batch.code[half:] + PERTURBATION * torch.randn_like(batch.code[half:])
         code = torch.cat([guess[:half].detach(), perturbed])
@@ -104,7 +126,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
             with torch.no_grad():
                 sr = sftmd(lr_cl, code).contiguous(memory_format=CL)
             corrected = code + c_net(sr, code)
-            loss_c = loss_c + F.mse_loss(corrected, batch.code) / config.correction_steps
+            loss_c = loss_c + criterion(corrected, batch.code) / config.correction_steps
             code = corrected.detach()
         optimizer.zero_grad(set_to_none=True)
         (loss_p + loss_c).backward()
@@ -112,14 +134,14 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         return {"loss": (loss_p + loss_c).item(), "p": loss_p.item(), "c": loss_c.item()}
 
     def run_validation() -> tuple[str, float]:
-        rmse_p, last["rmse"] = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1)
-        return f"val_code_rmse predictor {rmse_p:.4f} corrected {last['rmse']:.4f}", last["rmse"]
+        rmse_p, last["rmse"] = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1, pca)
+        return f"val_width_rmse predictor {rmse_p:.3f} corrected {last['rmse']:.3f}", last["rmse"]
 
     def checkpoint(at: int, seconds: float) -> None:
         if rank == 0:
             save_state(state_path, modules, optimizer, pca,
                        {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run),
-                        "sftmd_step": sftmd_meta["step"], "val_code_rmse": last["rmse"],
+                        "sftmd_step": sftmd_meta["step"], "val_width_rmse": last["rmse"],
                         "train_seconds": elapsed_before + seconds})
 
     limit = max_steps if max_steps is not None else config.total_steps
