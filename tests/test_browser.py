@@ -43,7 +43,7 @@ def browser_page(tmp_path):
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
             viewport={"width": 1400, "height": 1000})
         page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(120_000)  # generous: CI machines may be busy
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
         yield page, requested
