@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
+    parser.add_argument("--estimation-crop", type=int, default=64,
+                        help="LR crop (px) the Predictor and Corrector look at; 0 = the whole image (naive loop)")
     args = parser.parse_args(argv)
     methods = tuple(m.strip() for m in args.methods.split(","))
     unknown = set(methods) - set(METHODS)
@@ -97,11 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"no images in {args.hr_dir}")
     needs_model = set(methods) - {"bicubic"}
     blind = bool({"p_sftmd", "ikc"} & set(methods))
-    model = ikc.load(args.scale, args.checkpoints, require_blind=blind) if needs_model else None
+    model = ikc.load(args.scale, args.checkpoints, require_blind=blind,
+                     estimation_crop=args.estimation_crop or None) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
                       args.iterations, methods)
     result["seconds"] = round(time.time() - started, 1)
+    result["estimation_crop"] = args.estimation_crop or None
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))
