@@ -10,7 +10,8 @@ from .pipeline import IKC, Step, available_scales, load
 
 __all__ = [
     "SCALES", "SFTMD", "Corrector", "EstimatorConfig", "Predictor", "SFTMDConfig", "CheckpointError",
-    "anisotropic_gaussian_kernel", "blur", "degrade", "degrade_image", "upscale_bicubic", "gaussian_kernel", "imresize", "modcrop", "quantize",
+    "anisotropic_gaussian_kernel", "blur", "degrade", "degrade_image", "upscale_bicubic", "gaussian_kernel",
+    "imresize", "modcrop", "quantize",
     "ImageData", "ImageError", "load_image", "read_image", "save_png", "CODE_LENGTH", "KernelPCA",
     "decode_kernel", "encode", "estimate_width", "fit_pca", "psnr_y", "ssim_y", "IKC", "Step",
     "available_scales", "load",

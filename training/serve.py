@@ -55,7 +55,8 @@ def running_app(checkpoints: Path, workdir: Path, **env: str) -> Iterator[AppSer
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not serve within {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(f"app.py did not serve within {STARTUP_SECONDS} s:\n"
+                                       f"{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
         yield AppServer(url, process.pid, log_path)
     finally:

@@ -3,7 +3,8 @@
     python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run-dir runs/ikc_x4
 
 Cheaper than the official schedule (7 SFTMD passes per step): each step takes `correction_steps`
-SFTMD passes (default 2), plus `predictor_steps - 1` cheap extra Predictor updates on fresh batches. The Corrector starts from the states it meets in the loop, the
+SFTMD passes (default 2), plus `predictor_steps - 1` cheap extra Predictor updates on fresh
+batches. The Corrector starts from the states it meets in the loop, the
 Predictor's own (detached) guesses, plus perturbed true codes for the rest of the batch, and
 follows its own updates for the following passes, so it learns from the trajectories it makes.
 """
@@ -45,7 +46,8 @@ def code_loss(pca: KernelPCA, weight: float, noise_weight: float) -> Callable[[t
     def loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
         spread_error = (predicted[:, :PCA_COMPONENTS] - true[:, :PCA_COMPONENTS]) @ weights
         noise_error = predicted[:, PCA_COMPONENTS] - true[:, PCA_COMPONENTS]
-        return F.mse_loss(predicted, true) + weight * (spread_error ** 2).mean() + noise_weight * (noise_error ** 2).mean()
+        return (F.mse_loss(predicted, true) + weight * (spread_error ** 2).mean()
+                + noise_weight * (noise_error ** 2).mean())
 
     return loss
 
@@ -75,7 +77,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         torch.set_num_threads(threads)
     log = RunLog(run_dir, enabled=rank == 0)
     sftmd_state = sftmd_run / "state.safetensors"
-    sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # the architecture it was trained with
+    sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # its own architecture
     pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
     sftmd.eval().requires_grad_(False)
     estimator = EstimatorConfig(nf=config.estimator_nf)
