@@ -34,10 +34,11 @@ class SFTMDConfig:
 
 @dataclass(frozen=True)
 class EstimatorConfig:
-    """Width of the Predictor and Corrector."""
+    """Width of the Predictor and Corrector; whether the Corrector also updates the noise entry."""
 
     nf: int = 64
     code_length: int = CODE_LENGTH
+    correct_noise: bool = False  # as in the official IKC, the Corrector corrects the kernel only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,4 +168,9 @@ class Corrector(nn.Module):
         features = self.convs(detail_map(sr))
         code_features = self.code_dense(code.to(sr)).reshape(sr.shape[0], -1, 1, 1)
         joined = torch.cat((features, code_features.expand_as(features)), dim=1)
-        return self.fuse(joined).mean(dim=(2, 3))
+        delta = self.fuse(joined).mean(dim=(2, 3))
+        if self.config.correct_noise:
+            return delta
+        keep_noise = torch.ones(delta.shape[1], dtype=delta.dtype, device=delta.device)
+        keep_noise[-1] = 0  # the noise level stays the Predictor's estimate
+        return delta * keep_noise
