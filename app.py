@@ -622,13 +622,18 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
     stop_button.click(lambda: "Stopped.", outputs=progress, cancels=[event], api_visibility="private")
 
 
+def sharp_photo_with_examples(prefix: str, examples: list[str]) -> gr.Image:
+    """The sharp-photo input of a lab, with the built-in photos as examples under it."""
+    image = photo_input("Sharp photo", f"{prefix}-input", 220)
+    gr.Examples(examples, inputs=image, label="Built-in photos", elem_id=f"{prefix}-examples", api_visibility="private")
+    return image
+
+
 def build_lab(scales: list[int], examples: list[str]) -> None:
     """The Degradation lab: blur a sharp photo with a known kernel, then watch IKC estimate it."""
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            image = photo_input("Sharp photo", "lab-input", 220)
-            gr.Examples(examples, inputs=image, label="Built-in photos", elem_id="lab-examples",
-                        api_visibility="private")
+            image = sharp_photo_with_examples("lab", examples)
             width = gr.Slider(*WIDTH_LIMITS, value=2.0, step=0.05, label="Kernel width (sigma)")
             with gr.Accordion("Advanced: anisotropic kernel", open=False):
                 anisotropic = gr.Checkbox(False, label="Use an anisotropic kernel (never seen in training)")
@@ -688,9 +693,7 @@ def build_mismatch(scales: list[int], examples: list[str]) -> None:
     """The Kernel-mismatch lab: SFTMD told a row of wrong widths, as in the paper's Figure 2."""
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            image = photo_input("Sharp photo", "mismatch-input", 220)
-            gr.Examples(examples, inputs=image, label="Built-in photos", elem_id="mismatch-examples",
-                        api_visibility="private")
+            image = sharp_photo_with_examples("mismatch", examples)
             true_width = gr.Slider(0.4, 4.0, value=2.0, step=0.05, label="True kernel width")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
             run_button = gr.Button("Compare assumed widths", variant="primary", elem_id="mismatch-run")
