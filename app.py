@@ -15,10 +15,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -61,7 +62,8 @@ EXPLAIN_STEPS = """\
 enlarges the photo, undoing exactly the blur it is told about. Steps 1, 2, ...: the *Corrector* looks at the
 latest result, judges whether it looks too soft or too sharp, and nudges the kernel estimate; SFTMD enlarges
 again with the new estimate. The width usually settles after a few steps. Sometimes an earlier step looks
-best: use the slider. The before/after slider compares plain bicubic enlargement with the final step.
+best: use the slider (an earlier step's image is rendered the first time you look at it). The before/after
+slider compares plain bicubic enlargement with the final step.
 """
 EXPLAIN_MISMATCH = """\
 **Why a wrong kernel hurts.** SFTMD trusts the kernel it is given. Told a kernel that is *too small*, it
@@ -256,6 +258,7 @@ class RunResult:
     images: dict[int, bytes] = field(default_factory=dict)  # step -> its SR image, packed
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
     download: Path | None = None
+    shown: int = 0  # the step the viewer shows: a queued render of a step the user has left is skipped
     bicubic: bytes = field(init=False)  # the bicubic enlargement, packed
 
     def __post_init__(self) -> None:
@@ -272,6 +275,11 @@ class RunResult:
     def image(self, index: int) -> np.ndarray | None:
         """Step `index`'s SR image, or None while it is not rendered."""
         return unpack(self.images[index]) if index in self.images else None
+
+    def render(self, model: ikc.IKC, index: int) -> None:
+        """Render step `index`'s SR image at full size and store it, unless it is stored already."""
+        if index not in self.images:
+            self.record(replace(self.steps[index], sr=model.render(self.lr, self.steps[index].code)))
 
 
 def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
@@ -297,21 +305,23 @@ def save_download(run: RunResult, folder: Path, stem: str) -> Path:
     return ikc.save_png(run.image(run.iterations), folder / f"{stem}_ikc_x{run.scale}.png")
 
 
-def correction_stream(model: ikc.IKC, run: RunResult) -> Iterator[tuple[int, str]]:
+def correction_stream(model: ikc.IKC, run: RunResult, fill_in: bool) -> Iterator[tuple[int, str]]:
     """Run the loop into `run`, yielding (step to show, progress line) as steps are estimated and rendered.
 
-    Step 0 and the final step are rendered at once; the steps between are estimated first (quick: on a crop)
-    and rendered after the final one, so the result arrives as early as possible.
+    Every step is estimated (quick: on a crop); step 0 and the final step are rendered at once, so the result
+    arrives early. The steps between are rendered after the final one with `fill_in`, else when looked at.
     """
     last = run.iterations
     for step in model.steps(run.lr, last, render="none"):
-        if step.index in (0, last):
-            step = replace(step, sr=model.render(run.lr, step.code))
         run.record(step)
+        if step.index in (0, last):
+            run.render(model, step.index)
         yield step.index, f"Step {step.index} of {last} done"
+    if not fill_in:
+        return
     for index in range(1, last):
-        run.record(replace(run.steps[index], sr=model.render(run.lr, run.steps[index].code)))
-        yield last, f"Final result ready; rendering the steps in between for the slider: {index} of {last - 1}"
+        run.render(model, index)
+        yield last, f"Final result ready; rendering the steps in between: {index} of {last - 1}"
 
 
 def width_figure(run: RunResult, index: int) -> Figure:
@@ -366,7 +376,7 @@ def step_caption(run: RunResult, index: int) -> str:
         psnr, ssim = run.scores[index]
         text += f" PSNR-Y {psnr:.2f} dB, SSIM-Y {ssim:.3f}."
     if index not in run.images:
-        text += " Its image is rendered after the final step; move the slider again in a moment."
+        text += " Its image is rendered when the slider stays on this step; it appears here in a moment."
     if run.truth is not None and run.truth.warning:
         text += f" {run.truth.warning}"
     return text
@@ -404,7 +414,8 @@ class Viewer:
                             self.scores) if c is not None]
 
     def show(self, run: RunResult, index: int) -> dict:
-        """Updates that show step `index` of `run`."""
+        """Updates that show step `index` of `run`, which remembers it as the step shown."""
+        run.shown = index  # before its image is read: a render storing it now then sees it shown and shows it
         step = run.steps[index] if index < len(run.steps) else None
         updates = {self.slider: gr.Slider(maximum=max(run.iterations, 1), value=index),
                    self.caption: step_caption(run, index),
@@ -416,6 +427,14 @@ class Viewer:
         if self.scores is not None and run.truth is not None:
             updates[self.scores] = scores_figure(run, index)
         return updates
+
+    def render_shown(self, run: RunResult | None) -> dict:
+        """Render the shown step's missing image (the model's job) and show it; if none is missing, change nothing."""
+        if run is None or run.shown >= len(run.steps) or run.shown in run.images:
+            return gr.skip()
+        index = run.shown
+        run.render(model_for(run.scale), index)
+        return self.show(run, index) if run.shown == index else gr.skip()
 
     def final(self, run: RunResult | None) -> dict:
         """The before/after comparison and the download, once the final step is rendered (else cleared)."""
@@ -451,7 +470,8 @@ def build_viewer(prefix: str, with_truth: bool) -> Viewer:
 
 
 def wire_viewer(viewer: Viewer, state: gr.State) -> None:
-    """Slider scrubbing and Play: show stored steps, never run the model."""
+    """Slider scrubbing and Play show what is stored at once, never waiting for the model; a chained event then
+    renders a missing image once, in the model's slot like runs, and keeps it."""
     outputs = viewer.step_components()
 
     def scrub(run: RunResult | None, index: float) -> dict:
@@ -467,21 +487,26 @@ def wire_viewer(viewer: Viewer, state: gr.State) -> None:
     def tick(run: RunResult | None, index: float) -> dict:
         if run is None or int(index) + 1 >= len(run.steps):
             return {viewer.timer: gr.Timer(active=False)}
+        if int(index) not in run.images:  # Play waits while the shown step's image is being rendered
+            return gr.skip()
         return viewer.show(run, int(index) + 1)
 
-    light = dict(inputs=[state, viewer.slider], outputs=[viewer.timer, *outputs], concurrency_limit=None,
-                 api_visibility="private", show_progress="hidden")
-    viewer.slider.input(scrub, trigger_mode="always_last", **light)
-    viewer.play.click(play, **light)
-    viewer.timer.tick(tick, **light)
+    light = {"inputs": [state, viewer.slider], "outputs": [viewer.timer, *outputs], "concurrency_limit": None,
+             "api_visibility": "private", "show_progress": "hidden"}
+    looks = [viewer.slider.input(scrub, trigger_mode="always_last", **light), viewer.play.click(play, **light),
+             viewer.timer.tick(tick, **light)]
+    for look in looks:  # always_last: looks while a render is pending collapse into one more
+        look.then(viewer.render_shown, state, outputs, trigger_mode="always_last", concurrency_id="model",
+                  concurrency_limit=1, api_visibility="private", show_progress="hidden")
 
 
 def stream_run(viewer: Viewer, state: gr.State, progress: gr.Markdown, model: ikc.IKC, run: RunResult,
-               folder: Path, stem: str, notes: list[str]) -> Iterator[dict]:
-    """UI updates while `run` is computed: each step as it is estimated, the final result, then the fill-in."""
+               folder: Path, stem: str, notes: list[str], fill_in: bool) -> Iterator[dict]:
+    """UI updates while `run` is computed: each step as it is estimated, the final result, then with `fill_in`
+    every step between rendered (else the viewer renders those when looked at)."""
     started = time.monotonic()
     yield {progress: "Estimating the kernel...", **viewer.final(None)}
-    for index, line in correction_stream(model, run):
+    for index, line in correction_stream(model, run, fill_in):
         updates = {state: run, progress: f"{line} ({time.monotonic() - started:.1f} s)."}
         if index == run.iterations and run.download is None:
             run.download = save_download(run, folder, stem)
@@ -489,8 +514,8 @@ def stream_run(viewer: Viewer, state: gr.State, progress: gr.Markdown, model: ik
         elif len(run.steps) <= run.iterations:
             updates |= viewer.show(run, index)
         yield updates
-    yield {progress: f"Done in {time.monotonic() - started:.1f} s. {notes_line(notes)}",
-           **viewer.show(run, run.iterations)}
+    done = {progress: f"Done in {time.monotonic() - started:.1f} s. {notes_line(notes)}"}
+    yield (done | viewer.show(run, run.iterations)) if fill_in else done  # the lab's scores plot: every step
 
 
 def step_record(step: ikc.Step) -> dict:
@@ -611,7 +636,7 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
             model = model_for(factor)
             run = RunResult(photo.pixels, factor, count)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
-                                  upload_stem(payload), photo.notes)
+                                  upload_stem(payload), photo.notes, fill_in=False)
 
     gr.on([image.change, scale.change], describe, [image, scale], notice, preprocess=False,
           api_visibility="private", show_progress="hidden")
@@ -676,8 +701,9 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             model = model_for(factor)
             run = RunResult(lr, factor, count, truth)
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
+            # every step rendered: the scores plot compares them all with the sharp original
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
-                                  upload_stem(payload), notes)
+                                  upload_stem(payload), notes, fill_in=True)
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
            noise.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],

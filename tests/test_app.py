@@ -120,3 +120,68 @@ def test_read_photo_downscales_to_the_limit(tmp_path, monkeypatch):
     assert height * width <= 100 * 100 and "downscaled from 640x427" in image.notes[-1]
     with pytest.raises(ValueError, match="upload a photo"):
         app.read_photo(None, 100, 8)
+
+
+@pytest.fixture()
+def counted_model(tiny_checkpoints, monkeypatch) -> tuple[ikc.IKC, list[np.ndarray]]:
+    """The app's model_for gives the tiny x4 model, whose full-size renders are recorded (their codes)."""
+    app = pytest.importorskip("app")
+    model, codes = ikc.load(4, tiny_checkpoints), []
+    render = model.render
+
+    def counted(lr: np.ndarray, code: np.ndarray) -> np.ndarray:
+        codes.append(code.copy())
+        return render(lr, code)
+
+    monkeypatch.setattr(model, "render", counted)
+    monkeypatch.setattr(app, "model_for", lambda scale: model)
+    return model, codes
+
+
+def viewer_parts(with_truth: bool) -> tuple:
+    """A step viewer, its state and a progress line, laid out in a throwaway Blocks."""
+    gr = pytest.importorskip("gradio")
+    app = pytest.importorskip("app")
+    with gr.Blocks():
+        return app.build_viewer("test", with_truth), gr.State(), gr.Markdown()
+
+
+def test_restore_renders_the_first_and_final_step_then_each_step_looked_at_once(counted_model, lr_file, tmp_path):
+    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
+    model, codes = counted_model
+    viewer, state, progress = viewer_parts(with_truth=False)
+    run = app.RunResult(ikc.load_image(lr_file), 4, 3)
+    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lr", [], fill_in=False))
+    assert len(updates) == 1 + 4 + 1, "no fill-in: the stream ends after the final step"
+    assert "Done in" in updates[-1][progress] and viewer.sr not in updates[-1]
+    assert len(run.steps) == 4 and sorted(run.images) == [0, 3] and len(codes) == 2
+    assert run.shown == 3 and run.download.is_file()
+
+    shown = viewer.show(run, 2)  # the slider moved to step 2: what is stored, at once
+    assert shown[viewer.sr] is None and "rendered when the slider stays" in shown[viewer.caption]
+    rendered = viewer.render_shown(run)  # then the chained event, in the model's slot
+    assert len(codes) == 3 and np.array_equal(codes[-1], run.steps[2].code)
+    assert np.array_equal(rendered[viewer.sr], run.image(2)) and "rendered when" not in rendered[viewer.caption]
+    assert np.array_equal(run.image(2), type(model).render(model, run.lr, run.steps[2].code)), "step 2's own image"
+
+    again = viewer.show(run, 2)  # a second look: stored, nothing to render
+    assert np.array_equal(again[viewer.sr], run.image(2))
+    assert viewer.render_shown(run) == gr.skip() and len(codes) == 3
+
+    viewer.show(run, 1)
+    viewer.show(run, 0)  # left step 1 before its render came: it is not rendered
+    assert viewer.render_shown(run) == gr.skip() and len(codes) == 3 and 1 not in run.images
+
+
+def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path):
+    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
+    model, codes = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    hr = photo("astronaut")[128:384, 128:384]
+    kernel = ikc.gaussian_kernel(2.0)
+    run = app.RunResult(ikc.degrade_image(hr, kernel, 4), 4, 3, app.Truth(hr, kernel, 2.0, 0.0, ""))
+    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True))
+    assert len(updates) == 1 + 4 + 2 + 1, "the two steps between are rendered after the final one"
+    assert sorted(run.images) == sorted(run.scores) == [0, 1, 2, 3] and len(codes) == 4
+    assert viewer.scores in updates[-1] and updates[-1][viewer.slider].value == 3
+    assert viewer.render_shown(run) == gr.skip() and len(codes) == 4
