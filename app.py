@@ -825,6 +825,7 @@ CSS = """
 
 def build_app() -> gr.Blocks:
     """The whole page: status, three tabs with their explanations, and the API endpoints."""
+    ikc.use_available_cpus()
     scales, problems = load_models(ikc.available_scales(CHECKPOINT_DIR))
     for scale, problem in problems.items():
         print(f"IKC Studio: x{scale} cannot run: {problem}", file=sys.stderr)

@@ -6,7 +6,7 @@ from .degradation import (anisotropic_gaussian_kernel, blur, degrade, degrade_im
 from .imageio import ImageData, ImageError, load_image, read_image, save_png
 from .kernel_code import CODE_LENGTH, KernelPCA, decode_kernel, encode, estimate_width, fit_pca
 from .metrics import psnr_y, ssim_y
-from .pipeline import IKC, Step, available_scales, load
+from .pipeline import IKC, Step, available_scales, load, use_available_cpus
 
 __all__ = [
     "SCALES", "SFTMD", "Corrector", "EstimatorConfig", "Predictor", "SFTMDConfig", "CheckpointError",
@@ -14,5 +14,5 @@ __all__ = [
     "imresize", "modcrop", "quantize",
     "ImageData", "ImageError", "load_image", "read_image", "save_png", "CODE_LENGTH", "KernelPCA",
     "decode_kernel", "encode", "estimate_width", "fit_pca", "psnr_y", "ssim_y", "IKC", "Step",
-    "available_scales", "load",
+    "available_scales", "load", "use_available_cpus",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from .archs import SCALES
 from .checkpoint import CHECKPOINT_DIR, CheckpointError
 from .imageio import ImageError, read_image, save_png
-from .pipeline import IKC, MAX_ITERATIONS, MIN_LR_SIZE, Step, load
+from .pipeline import IKC, MAX_ITERATIONS, MIN_LR_SIZE, Step, load, use_available_cpus
 from .visualize import kernel_picture
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -85,9 +85,10 @@ def process(model: IKC, source: Path, target: Path, iterations: int, trajectory:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        use_available_cpus()
         files = input_files(args.input)
         model = load(args.scale, args.checkpoints)
-    except (FileNotFoundError, CheckpointError) as error:
+    except (FileNotFoundError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     folder_mode = args.input.is_dir()

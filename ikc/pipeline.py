@@ -68,6 +68,35 @@ def memory_budget() -> float:
     return min(TILE_MEMORY_BYTES, free / 4)
 
 
+def quota_cpus(cpu_max: str) -> float | None:
+    """CPUs a cgroup v2 `cpu.max` line allows ("200000 100000" -> 2.0); None when it says "max"."""
+    quota, period = (cpu_max.split() + ["100000"])[:2]
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity, capped by a container's CPU quota.
+
+    A container (e.g. a 2-vCPU Space) may see all of the host's cores; one torch thread per host core
+    then fights over the 2 it is given, which is many times slower.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota = quota_cpus(Path("/sys/fs/cgroup/cpu.max").read_text())
+    except (OSError, ValueError):
+        quota = None
+    return max(1, min(count, math.ceil(quota))) if quota else max(1, count)
+
+
+def use_available_cpus() -> int:
+    """Give torch one thread per usable CPU (or IKC_THREADS when set); returns the count."""
+    setting = os.environ.get("IKC_THREADS", "").strip()
+    if setting and not (setting.isdigit() and int(setting) >= 1):
+        raise ValueError(f"IKC_THREADS must be a whole number of threads, 1 or more; got {setting!r}")
+    torch.set_num_threads(int(setting) if setting else available_cpus())
+    return torch.get_num_threads()
+
+
 def textured_window(lr: torch.Tensor, size: int) -> tuple[int, int]:
     """Top-left corner of the size x size window with the most gradient energy (edges reveal blur)."""
     height, width = lr.shape[-2:]

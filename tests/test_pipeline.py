@@ -3,9 +3,11 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import ikc
 from ikc.checkpoint import write_manifest
+from ikc.pipeline import available_cpus, quota_cpus
 
 from .conftest import photo
 
@@ -119,3 +121,22 @@ def test_checkpoints_hold_metadata_and_the_pca(model):
     assert model.kernel_range == (0.2, 4.0) and model.noise_range == (0.0, 25.0)
     assert model.metadata["training"]["steps"] == 3
     assert model.pca.matrix.shape == (441, 10)
+
+
+@pytest.mark.parametrize("line, cpus", [("max 100000", None), ("200000 100000", 2.0), ("150000 100000\n", 1.5)])
+def test_container_cpu_quota_is_read(line, cpus):
+    assert quota_cpus(line) == cpus
+
+
+def test_thread_setting_from_the_environment(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("IKC_THREADS", "1")
+        assert ikc.use_available_cpus() == 1
+        monkeypatch.setenv("IKC_THREADS", "many")
+        with pytest.raises(ValueError, match="IKC_THREADS must be a whole number"):
+            ikc.use_available_cpus()
+        monkeypatch.delenv("IKC_THREADS")
+        assert ikc.use_available_cpus() == available_cpus() >= 1
+    finally:
+        torch.set_num_threads(before)
