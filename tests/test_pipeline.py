@@ -7,7 +7,7 @@ import torch
 
 import ikc
 from ikc.checkpoint import write_manifest
-from ikc.pipeline import available_cpus, quota_cpus
+from ikc.pipeline import available_cpus, quota_cpus, textured_windows
 
 from .conftest import photo
 
@@ -140,3 +140,35 @@ def test_thread_setting_from_the_environment(monkeypatch):
         assert ikc.use_available_cpus() == available_cpus() >= 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_textured_windows_find_the_detail_best_first_without_overlap():
+    lr = torch.zeros(1, 3, 100, 120)
+    checker = (torch.arange(20)[:, None] + torch.arange(20)[None]) % 2
+    lr[..., 60:80, 10:30] = checker.float()  # strong texture
+    lr[..., 5:25, 80:100] = 0.3 * checker.float()  # weaker texture
+    corners = textured_windows(lr, 24, 3)
+    assert len(corners) == 3
+    (top_a, left_a), (top_b, left_b) = corners[:2]
+    assert top_a <= 60 and top_a + 24 >= 80 and left_a <= 10 and left_a + 24 >= 30
+    assert top_b <= 5 and top_b + 24 >= 25 and left_b <= 80 and left_b + 24 >= 100
+    for i, (y1, x1) in enumerate(corners):
+        for y2, x2 in corners[i + 1:]:
+            assert abs(y1 - y2) >= 24 or abs(x1 - x2) >= 24
+    assert textured_windows(lr[..., :20, :24], 24, 3) == [(0, 0)]
+
+
+def test_estimation_crops_are_batched_and_averaged(tiny_checkpoints, lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=3)
+    crops = model._estimation_regions(ikc.imageio.to_tensor(lr_image))
+    assert crops.shape == (3, 3, 16, 16)
+    steps = model.run(lr_image, 2, render="last")
+    expected = model.predictor(crops).mean(0).detach().numpy()
+    assert np.allclose(steps[0].code, expected, atol=1e-6)
+    assert steps[-1].sr.shape == (160, 200, 3)
+
+
+@pytest.mark.parametrize("crop, crops", [(4, 2), (32, 0)])
+def test_bad_estimation_settings_are_refused(tiny_checkpoints, crop, crops):
+    with pytest.raises(ValueError, match="estimation_crop must be"):
+        ikc.load(4, tiny_checkpoints, estimation_crop=crop, estimation_crops=crops)

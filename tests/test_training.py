@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ikc
-from training import evaluate, train_sftmd
+from training import evaluate, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
 
@@ -129,3 +129,13 @@ def test_another_scale_starts_from_the_x4_body(photo_dir, tiny_checkpoints, tmp_
     assert meta["step"] == 1
     log = (tmp_path / "x2" / "log.txt").read_text()
     assert "started from" in log and "step 0" in log
+
+
+def test_tune_crops_scores_each_setting_on_held_out_photos(tiny_checkpoints, photo_dir, capsys):
+    results = tune_crops.main(["--settings", "16:1,12:2,0:1", "--iterations", "1", "--crop", "96",
+                               "--data", str(photo_dir), "--checkpoints", str(tiny_checkpoints)])
+    assert list(results) == ["16:1", "12:2", "0:1"] and all(10 < v < 60 for v in results.values())
+    assert "12:2: final PSNR-Y" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tune_crops.main(["--settings", "28x2", "--data", str(photo_dir)])
+    assert "SIZE:COUNT" in capsys.readouterr().err

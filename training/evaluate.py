@@ -2,6 +2,7 @@
 
     python -m training.evaluate --hr-dir ../shared/benchmarks/Set5 --scale 4 [--sigmas 1.8,2.6] [--noise 0]
                                 [--iterations 7] [--json OUT] [--checkpoints DIR] [--methods bicubic,ikc]
+                                [--estimation-crop 0]   # the full-image loop, for comparison
 
 Each modcropped HR image is degraded with each kernel width (ikc.degrade); methods: bicubic,
 SFTMD with the true kernel (sftmd_gt), Predictor only (p_sftmd = IKC step 0) and full IKC (ikc).
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
+from ikc.pipeline import ESTIMATION_CROP, ESTIMATION_CROPS
 
 from .dataset import list_images
 
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
-    parser.add_argument("--estimation-crop", type=int, default=64,
+    parser.add_argument("--estimation-crop", type=int, default=ESTIMATION_CROP,
                         help="LR crop (px) the Predictor and Corrector look at; 0 = the whole image (naive loop)")
+    parser.add_argument("--estimation-crops", type=int, default=ESTIMATION_CROPS,
+                        help="how many textured crops they look at (their estimates are averaged)")
     args = parser.parse_args(argv)
     methods = tuple(m.strip() for m in args.methods.split(","))
     unknown = set(methods) - set(METHODS)
@@ -100,12 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     needs_model = set(methods) - {"bicubic"}
     blind = bool({"p_sftmd", "ikc"} & set(methods))
     model = ikc.load(args.scale, args.checkpoints, require_blind=blind,
-                     estimation_crop=args.estimation_crop or None) if needs_model else None
+                     estimation_crop=args.estimation_crop or None,
+                     estimation_crops=args.estimation_crops) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
                       args.iterations, methods)
     result["seconds"] = round(time.time() - started, 1)
     result["estimation_crop"] = args.estimation_crop or None
+    result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))
