@@ -21,3 +21,8 @@ def test_large_sizes_skip_the_naive_loop_in_the_table():
                {"case": "floor", "size": 1024, "seconds": 4.0, "peak_mib": 1900.0}]
     row = benchmark.table(results, 7, 4).splitlines()[-1]
     assert row == "| 1024x1024 | not run | 6.00 s | 4.00 s | - | 1.50 | - / 2000 / 1900 |"
+
+
+def test_benchmark_images_have_the_asked_size():
+    assert benchmark.test_image(300, 4).shape == (300, 300, 3)
+    assert benchmark.test_image(20, 3).shape == (20, 20, 3)

@@ -35,7 +35,9 @@ def test_image(size: int, scale: int) -> np.ndarray:
     """A size x size LR image: a scikit-image photo, blurred and downsampled with the shared degradation."""
     from skimage import data
 
-    hr = np.tile(data.astronaut(), (3, 3, 1))[: size * scale, : size * scale]
+    photo = data.astronaut()
+    repeats = -(-size * scale // min(photo.shape[:2]))
+    hr = np.tile(photo, (repeats, repeats, 1))[: size * scale, : size * scale]
     return ikc.degrade_image(hr, ikc.gaussian_kernel(2.6), scale)
 
 
