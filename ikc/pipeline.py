@@ -206,12 +206,10 @@ class IKC:
             else self.predictor(crops).mean(0, keepdim=True)
         crop_sr = None
         for index in range(iterations + 1):
-            per_crop = code.expand(crops.shape[0], -1)
             if index > 0:
-                code = code + self.corrector(crop_sr, per_crop).mean(0, keepdim=True)
-                per_crop = code.expand(crops.shape[0], -1)
+                code = code + self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
             if index < iterations or whole:
-                crop_sr = self._sftmd(crops, per_crop)
+                crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)
             sr = None
             if wanted:

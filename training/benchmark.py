@@ -5,7 +5,7 @@
     python -m training.benchmark --app --sizes 128     # the app: time to the first step and the result
 
 naive: the whole image through SFTMD and the Corrector at every step (every step rendered).
-ours:  the shipped defaults: Predictor and Corrector on a textured crop, SFTMD on the whole image for
+ours:  the shipped defaults: Predictor and Corrector on textured windows, SFTMD on the whole image for
        the last step only. floor: one SFTMD pass on the whole image. Each case runs in a fresh
 process so its peak memory (max RSS) is its own; the time is the best of `repeats` runs after a
 warm-up. The naive loop is skipped above NAIVE_MAX_SIZE px (minutes per run).
