@@ -86,6 +86,17 @@ def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
     assert result["ikc_per_iteration"][0] == pytest.approx(result["methods"]["p_sftmd"]["psnr_y"])
 
 
+def test_evaluate_with_two_workers_gives_the_one_worker_result(tiny_checkpoints, photo_dir, tmp_path):
+    common = ["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8,3.2", "--iterations", "1",
+              "--noise", "10", "--checkpoints", str(tiny_checkpoints)]
+    one, two = evaluate.main(common), evaluate.main(common + ["--workers", "2"])
+    for method, scores in one["methods"].items():
+        assert two["methods"][method] == pytest.approx(scores)
+    assert two["ikc_per_iteration"] == pytest.approx(one["ikc_per_iteration"])
+    with pytest.raises(SystemExit):
+        evaluate.main(common + ["--workers", "0"])
+
+
 def test_gaussian8_defaults():
     assert evaluate.parse_sigmas(None, 4) == pytest.approx(list(np.linspace(1.8, 3.2, 8)))
     assert evaluate.parse_sigmas("1.0, 2.0", 2) == [1.0, 2.0]
