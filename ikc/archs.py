@@ -3,8 +3,7 @@
 Layer specs follow the official code (see the reference sheet), with three deliberate changes:
 SFTMD may add a bicubic upsampling of its input (it then learns only the residual, which trains
 far faster on a CPU budget); the Predictor and Corrector see a parameter-free detail map of their
-image (see detail_map and relative_detail_map), and end without an activation, since our codes are
-centred and signed.
+image (see detail_map), and end without an activation, since our codes are centred and signed.
 """
 from __future__ import annotations
 
@@ -35,18 +34,11 @@ class SFTMDConfig:
 
 @dataclass(frozen=True)
 class EstimatorConfig:
-    """Width of the Predictor and Corrector; whether the Corrector also updates the noise entry; which
-    map of the SR image the Corrector sees ("detail": detail_map, as checkpoints before it had the
-    choice; "relative_detail": relative_detail_map)."""
+    """Width of the Predictor and Corrector; whether the Corrector also updates the noise entry."""
 
     nf: int = 64
     code_length: int = CODE_LENGTH
     correct_noise: bool = False  # as in the official IKC, the Corrector corrects the kernel only
-    corrector_input: str = "detail"
-
-    def __post_init__(self):
-        if self.corrector_input not in CORRECTOR_INPUTS:
-            raise ValueError(f"corrector_input must be one of {sorted(CORRECTOR_INPUTS)}, got {self.corrector_input!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,26 +128,6 @@ def detail_map(images: torch.Tensor) -> torch.Tensor:
     return detail / (detail.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
 
 
-def _local_mean(images: torch.Tensor, size: int) -> torch.Tensor:
-    return F.avg_pool2d(F.pad(images, (size // 2,) * 4, mode="reflect"), size, 1)
-
-
-def relative_detail_map(images: torch.Tensor) -> torch.Tensor:
-    """Fine detail (image minus its 3x3 mean) divided by the std of the next band (3x3 minus 9x9 mean).
-
-    Unlike detail_map it keeps how strong the fine detail is against the image's own structure, the cue
-    that tells an SR image made with too wide a kernel (over-sharpened) from one made with too narrow
-    a kernel (blurry): measured on Set5 x4, the std ratio is about 0.22 at the true kernel and moves
-    monotonically with the error; a Corrector on detail_map learned to ignore its image.
-    """
-    mean3 = _local_mean(images, 3)
-    fine, band = images - mean3, mean3 - _local_mean(images, 9)
-    return fine / (band.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
-
-
-CORRECTOR_INPUTS = {"detail": detail_map, "relative_detail": relative_detail_map}
-
-
 class Predictor(nn.Module):
     """Guesses the kernel code h0 from an LR batch: six 5x5 convs and global average pooling."""
 
@@ -193,7 +165,7 @@ class Corrector(nn.Module):
                                   nn.Conv2d(nf, length, 1))
 
     def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        features = self.convs(CORRECTOR_INPUTS[self.config.corrector_input](sr))
+        features = self.convs(detail_map(sr))
         code_features = self.code_dense(code.to(sr)).reshape(sr.shape[0], -1, 1, 1)
         joined = torch.cat((features, code_features.expand_as(features)), dim=1)
         delta = self.fuse(joined).mean(dim=(2, 3))

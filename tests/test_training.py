@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ikc
-from training import evaluate, export, train_ikc, train_sftmd, tune_crops
+from training import evaluate, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
 
@@ -150,12 +150,3 @@ def test_tune_crops_scores_each_setting_on_held_out_photos(tiny_checkpoints, pho
     with pytest.raises(SystemExit):
         tune_crops.main(["--settings", "28x2", "--data", str(photo_dir)])
     assert "SIZE:COUNT" in capsys.readouterr().err
-
-
-def test_the_corrector_input_travels_from_the_config_to_the_loaded_model(photo_dir, tiny_checkpoints, tmp_path):
-    config = TrainConfig(**{**TINY, "corrector_input": "relative_detail"})
-    sftmd_run = tiny_checkpoints.parent / "sftmd"
-    train_ikc.train(config, sftmd_run, photo_dir, tmp_path / "ikc", None, 1, 1)
-    export.export(4, sftmd_run, tmp_path / "ikc", tmp_path / "out", photo_dir)
-    assert ikc.load(4, tmp_path / "out").corrector.config.corrector_input == "relative_detail"
-    assert ikc.load(4, tiny_checkpoints).corrector.config.corrector_input == "detail"  # the default

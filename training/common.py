@@ -20,7 +20,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from ikc.archs import EstimatorConfig
 from ikc.checkpoint import read_file, read_pca
 from ikc.degradation import degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
@@ -39,7 +38,6 @@ class TrainConfig:
     nb: int = 16
     bicubic_skip: bool = True
     estimator_nf: int = 64
-    corrector_input: str = "detail"
     batch_size: int = 16
     lr_patch: int = 32
     learning_rate: float = 2e-4
@@ -79,10 +77,6 @@ class TrainConfig:
 
     def degradations(self) -> DegradationRange:
         return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction)
-
-    def estimator(self) -> EstimatorConfig:
-        """The Predictor/Corrector architecture this config trains."""
-        return EstimatorConfig(nf=self.estimator_nf, corrector_input=self.corrector_input)
 
     def to_dict(self) -> dict:
         return asdict(self)

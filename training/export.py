@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ikc.archs import Corrector, Predictor
+from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, save_modules, sftmd_path, write_manifest
 
 from .common import TrainConfig, load_state, read_state
@@ -61,7 +61,7 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
     if ikc_run is not None:
         ikc_state = ikc_run / "state.safetensors"
         ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
-        estimator = ikc_config.estimator()
+        estimator = EstimatorConfig(nf=ikc_config.estimator_nf)
         predictor, corrector = Predictor(estimator), Corrector(estimator)
         own_pca, ikc_meta = load_state(ikc_state, {"predictor": predictor, "corrector": corrector}, None)
         if not np.array_equal(own_pca.matrix, pca.matrix):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ikc.archs import Corrector, Predictor
+from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, spread_projection
 
 from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, read_state, save_state,
@@ -80,7 +80,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # its own architecture
     pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
     sftmd.eval().requires_grad_(False)
-    estimator = config.estimator()
+    estimator = EstimatorConfig(nf=config.estimator_nf)
     predictor, corrector = Predictor(estimator), Corrector(estimator).to(memory_format=CL)
     modules = {"predictor": predictor, "corrector": corrector}
     optimizer = torch.optim.Adam([*predictor.parameters(), *corrector.parameters()], lr=config.learning_rate)
