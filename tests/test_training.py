@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import ikc
+from ikc.kernel_code import decode_kernel, encode, estimate_width
 from training import evaluate, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
+from training.train_ikc import perturbed_codes
 
 from .conftest import REPO
 
@@ -150,3 +152,16 @@ def test_tune_crops_scores_each_setting_on_held_out_photos(tiny_checkpoints, pho
     with pytest.raises(SystemExit):
         tune_crops.main(["--settings", "28x2", "--data", str(photo_dir)])
     assert "SIZE:COUNT" in capsys.readouterr().err
+
+
+def test_width_perturbed_codes_are_gaussians_of_another_width():
+    pca = ikc.fit_pca(count=2000)
+    config = TrainConfig(perturbed_width_std=0.5, sigma_min=0.2, sigma_max=4.0)
+    sigma, noise = torch.tensor([0.3, 1.0, 2.0, 3.0, 3.9]), torch.tensor([0.0, 5.0, 0.0, 10.0, 0.0])
+    true = torch.from_numpy(encode(pca, np.stack([ikc.gaussian_kernel(float(s)) for s in sigma]), noise.numpy()))
+    torch.manual_seed(0)
+    wrong = perturbed_codes(true, sigma, noise, config, pca).numpy()
+    widths = estimate_width(decode_kernel(pca, wrong))
+    assert np.all((widths >= 0.2) & (widths <= 4.0)) and np.abs(widths - sigma.numpy()).min() > 0.01
+    back = encode(pca, np.stack([ikc.gaussian_kernel(float(w)) for w in widths]), noise.numpy())
+    assert np.abs(back - wrong).max() < 0.15  # on the curve of Gaussian codes (widths read to 0.01), noise kept

@@ -47,6 +47,7 @@ class TrainConfig:
     correction_steps: int = 3
     predictor_steps: int = 1
     spread_weight: float = 0.0
+    perturbed_width_std: float = 0.0
     noise_weight: float = 0.0
     sigma_min: float = 0.2
     sigma_max: float = 4.0

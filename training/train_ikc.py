@@ -7,6 +7,8 @@ SFTMD passes (default 2), plus `predictor_steps - 1` cheap extra Predictor updat
 batches. The Corrector starts from the states it meets in the loop, the
 Predictor's own (detached) guesses, plus perturbed true codes for the rest of the batch, and
 follows its own updates for the following passes, so it learns from the trajectories it makes.
+With `perturbed_width_std` > 0 the perturbed codes are those of Gaussians of a wrong width (see
+perturbed_codes), the error an SR image shows.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
-from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, spread_projection
+from ikc.degradation import gaussian_kernel
+from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
 
 from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, read_state, save_state,
                      setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
@@ -50,6 +53,21 @@ def code_loss(pca: KernelPCA, weight: float, noise_weight: float) -> Callable[[t
                 + noise_weight * (noise_error ** 2).mean())
 
     return loss
+
+
+def perturbed_codes(codes: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, config: TrainConfig,
+                    pca: KernelPCA) -> torch.Tensor:
+    """Wrong codes for the Corrector to correct: Gaussians of width sigma + N(0, perturbed_width_std), clipped to
+    the training range, or (with perturbed_width_std 0) the true codes plus N(0, PERTURBATION) on every entry.
+
+    Measured: with the second kind, whose off-curve offsets the code alone reveals, the Correctors learned to
+    ignore their SR image (same update whatever image they saw).
+    """
+    if config.perturbed_width_std <= 0:
+        return codes + PERTURBATION * torch.randn_like(codes)
+    widths = (sigma + config.perturbed_width_std * torch.randn_like(sigma)).clamp(config.sigma_min, config.sigma_max)
+    kernels = np.stack([gaussian_kernel(float(width)) for width in widths])
+    return torch.from_numpy(encode(pca, kernels, noise.numpy()))
 
 
 @torch.inference_mode()
@@ -124,7 +142,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         guess = p_net(batch.lr)
         loss_p = criterion(guess, batch.code)
         half = config.batch_size // 2
-        perturbed = batch.code[half:] + PERTURBATION * torch.randn_like(batch.code[half:])
+        perturbed = perturbed_codes(batch.code[half:], batch.sigma[half:], batch.noise[half:], config, pca)
         code = torch.cat([guess[:half].detach(), perturbed])
         loss_c = torch.zeros(())
         lr_cl = batch.lr.contiguous(memory_format=CL)
