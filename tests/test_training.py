@@ -88,13 +88,17 @@ def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
     assert result["ikc_per_iteration"][0] == pytest.approx(result["methods"]["p_sftmd"]["psnr_y"])
 
 
-def test_evaluate_with_two_workers_gives_the_one_worker_result(tiny_checkpoints, photo_dir, tmp_path):
+def test_evaluate_with_two_workers_or_final_only_gives_the_same_result(tiny_checkpoints, photo_dir, tmp_path):
     common = ["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8,3.2", "--iterations", "1",
               "--noise", "10", "--checkpoints", str(tiny_checkpoints)]
     one, two = evaluate.main(common), evaluate.main(common + ["--workers", "2"])
     for method, scores in one["methods"].items():
         assert two["methods"][method] == pytest.approx(scores)
     assert two["ikc_per_iteration"] == pytest.approx(one["ikc_per_iteration"])
+    final_only = evaluate.main(common + ["--final-only"])
+    for method, scores in one["methods"].items():
+        assert final_only["methods"][method] == pytest.approx(scores)
+    assert "ikc_per_iteration" not in final_only
     with pytest.raises(SystemExit):
         evaluate.main(common + ["--workers", "0"])
 

@@ -4,6 +4,7 @@
                                 [--iterations 7] [--json OUT] [--checkpoints DIR] [--methods bicubic,ikc]
                                 [--estimation-crop 0]   # the full-image loop, for comparison
                                 [--workers 2]           # pairs shared among 2 processes (2 cores: ~2x faster)
+                                [--final-only]          # no per-iteration curve: renders 2 IKC steps, not 8
 
 Each modcropped HR image is degraded with each kernel width (ikc.degrade); methods: bicubic,
 SFTMD with the true kernel (sftmd_gt), Predictor only (p_sftmd = IKC step 0) and full IKC (ikc).
@@ -36,8 +37,9 @@ PairScores = tuple[dict[str, tuple[float, float]], list[float]]
 
 
 def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scale: int, noise: float,
-               iterations: int, methods: tuple[str, ...]) -> PairScores:
-    """(PSNR-Y, SSIM-Y) per method for one (image, width) pair, and IKC's PSNR-Y per step (empty without it)."""
+               iterations: int, methods: tuple[str, ...], per_iteration: bool = True) -> PairScores:
+    """(PSNR-Y, SSIM-Y) per method for one (image, width) pair, and IKC's PSNR-Y per step (empty without IKC
+    or per_iteration; without it only steps 0 and last are rendered, about 4x faster at 7 iterations)."""
     hr = ikc.modcrop(ikc.load_image(path), scale)
     lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index)
 
@@ -51,9 +53,10 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
         scores["sftmd_gt"] = score(model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise))
     per_step: list[float] = []
     if "ikc" in methods or "p_sftmd" in methods:
-        steps = model.run(lr, iterations if "ikc" in methods else 0, render="all")
-        step_scores = [score(step.sr) for step in steps]
-        per_step = [psnr for psnr, _ in step_scores]
+        steps = model.run(lr, iterations if "ikc" in methods else 0, render="none")
+        rendered = steps if per_iteration else [steps[0], steps[-1]]
+        step_scores = [score(model.render(lr, step.code)) for step in rendered]
+        per_step = [psnr for psnr, _ in step_scores] if per_iteration else []
         if "p_sftmd" in methods:
             scores["p_sftmd"] = step_scores[0]
         if "ikc" in methods:
@@ -76,13 +79,13 @@ def _score_in_worker(task: tuple) -> PairScores:
 
 
 def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: list[float], noise: float,
-             iterations: int, methods: tuple[str, ...], workers: int = 1) -> dict:
+             iterations: int, methods: tuple[str, ...], workers: int = 1, per_iteration: bool = True) -> dict:
     """Mean PSNR-Y / SSIM-Y per method over every (image, width) pair, plus IKC's PSNR-Y per iteration.
 
     With `workers` > 1 the pairs are shared among that many processes (the torch threads split between
     them); each pair keeps its noise seed, so the result is the same as with one worker.
     """
-    tasks = [(path, sigma, index, scale, noise, iterations, methods)
+    tasks = [(path, sigma, index, scale, noise, iterations, methods, per_iteration)
              for index, (path, sigma) in enumerate((p, s) for p in hr_paths for s in sigmas)]
     progress = dict(total=len(tasks), desc="evaluate", dynamic_ncols=True)
     if workers > 1:
@@ -98,7 +101,7 @@ def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: li
         "methods": {m: {"psnr_y": float(np.mean([scores[m][0] for scores, _ in pair_scores])),
                         "ssim_y": float(np.mean([scores[m][1] for scores, _ in pair_scores]))} for m in methods},
     }
-    if "ikc" in methods:
+    if "ikc" in methods and per_iteration:
         result["ikc_per_iteration"] = [float(v) for v in np.mean([steps for _, steps in pair_scores], axis=0)]
     return result
 
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="LR crop (px) the Predictor and Corrector look at; 0 = the whole image (naive loop)")
     parser.add_argument("--estimation-crops", type=int, default=ESTIMATION_CROPS,
                         help="how many textured crops they look at (their estimates are averaged)")
+    parser.add_argument("--final-only", action="store_true",
+                        help="render only IKC's steps 0 (p_sftmd) and last (ikc), no per-iteration curve; ~4x faster")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the (image, width) pairs; same result, faster on several cores")
     args = parser.parse_args(argv)
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
                      estimation_crops=args.estimation_crops) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
-                      args.iterations, methods, args.workers)
+                      args.iterations, methods, args.workers, not args.final_only)
     result["seconds"] = round(time.time() - started, 1)
     result["estimation_crop"] = args.estimation_crop or None
     result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
