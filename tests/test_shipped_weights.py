@@ -45,8 +45,8 @@ def test_tiled_output_equals_untiled_output_with_real_weights(scale):
     assert np.abs(whole - tiled)[border:-border, border:-border].max() <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="known defect (training/LOG.md, session 4): the shipped Correctors were "
-                   "trained with off-curve start codes and give the same update whatever SR image they see")
+@pytest.mark.xfail(strict=True, reason="known defect (training/LOG.md, session 4): the shipped Correctors give the "
+                   "same update whatever SR image they see")
 @pytest.mark.parametrize("scale", SHIPPED)
 def test_the_corrector_reads_its_sr_image(scale):
     """Told the same kernel, the Corrector must propose a wider one for a photo that was blurred more:
