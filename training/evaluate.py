@@ -53,9 +53,9 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
         scores["sftmd_gt"] = score(model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise))
     per_step: list[float] = []
     if "ikc" in methods or "p_sftmd" in methods:
-        steps = model.run(lr, iterations if "ikc" in methods else 0, render="none")
-        rendered = steps if per_iteration else [steps[0], steps[-1]]
-        step_scores = [score(model.render(lr, step.code)) for step in rendered]
+        steps = model.run(lr, iterations if "ikc" in methods else 0, render="all" if per_iteration else "none")
+        srs = [step.sr for step in steps] if per_iteration else [model.render(lr, steps[i].code) for i in (0, -1)]
+        step_scores = [score(sr) for sr in srs]
         per_step = [psnr for psnr, _ in step_scores] if per_iteration else []
         if "p_sftmd" in methods:
             scores["p_sftmd"] = step_scores[0]
