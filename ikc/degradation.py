@@ -120,8 +120,8 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 def add_noise(images: torch.Tensor, noise_sigma: torch.Tensor | float,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Add white Gaussian noise with standard deviation `noise_sigma` on the 0-255 scale (per sample)."""
-    sigma = torch.as_tensor(noise_sigma, dtype=images.dtype).reshape(-1, 1, 1, 1) / 255
-    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    sigma = torch.as_tensor(noise_sigma, dtype=images.dtype, device=images.device).reshape(-1, 1, 1, 1) / 255
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)  # CPU generator
     return images + noise * sigma
 
 

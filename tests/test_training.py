@@ -12,8 +12,8 @@ import torch
 
 import ikc
 from ikc.kernel_code import decode_kernel, encode, estimate_width
-from training import evaluate, train_sftmd, tune_crops
-from training.common import TrainConfig, learning_rate, read_state
+from training import common, evaluate, pack_photos, train_sftmd, tune_crops
+from training.common import TrainConfig, learning_rate, rate_schedule, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
 from training.train_ikc import perturbed_codes
 
@@ -48,6 +48,33 @@ def test_learning_rate_warms_up_then_decays():
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
     assert rates[-1] == pytest.approx(1e-6)
+
+
+def test_anneal_schedule_warms_up_by_step_then_follows_the_clock(monkeypatch):
+    config = TrainConfig(learning_rate=1e-3, min_learning_rate=1e-6, warmup_steps=10, total_steps=110)
+    clock = [1000.0]
+    monkeypatch.setattr(common.time, "time", lambda: clock[0])
+    rate = rate_schedule(config, start_step=500, anneal_minutes=2)
+    assert rate(500) == pytest.approx(1e-4) and rate(509) == pytest.approx(1e-3)  # warm-up from the resumed step
+    clock[0] += 60  # half the budget, whatever the step
+    assert rate(510) == pytest.approx(rate(90000)) == pytest.approx(1e-6 + 0.5 * (1e-3 - 1e-6))
+    clock[0] += 120  # past the budget: the minimum, not a new cycle
+    assert rate(600) == pytest.approx(1e-6)
+    assert rate_schedule(config, 500)(50) == learning_rate(50, config)  # without anneal: by step
+
+
+def test_pack_photos_writes_jpeg_crops_and_a_marked_manifest(photo_dir, tmp_path):
+    (tmp_path / "data").mkdir()
+    for path in list_images(photo_dir)[:2]:
+        (tmp_path / "data" / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps([{"file": "a.png", "source": "test"}]))
+    written = pack_photos.pack(tmp_path / "data", tmp_path / "out", crop=40, quality=90)
+    packed = list_images(tmp_path / "out")
+    assert len(packed) == 2 and all(p.suffix == ".jpg" for p in packed)
+    assert written == sum(p.stat().st_size for p in packed)
+    assert all(max(ikc.load_image(p).shape[:2]) <= 40 for p in packed)
+    entry, = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert entry["source"] == "test" and "JPEG quality 90" in entry["packed"]
 
 
 def test_resume_continues_from_the_saved_step(photo_dir, tmp_path):

@@ -91,6 +91,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, help="stop (and save) after this many minutes")
     parser.add_argument("--steps", type=int, help="stop at this global step (default: total_steps)")
     parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--device", default="cpu", help="torch device to train on: cpu (default) or cuda")
+    parser.add_argument("--anneal", action="store_true",
+                        help="with --minutes: one cosine from learning_rate down to min_learning_rate over those "
+                             "minutes, wherever the run resumes (for a lent GPU, whose step rate is not known ahead)")
     parser.add_argument("--from-checkpoint", type=Path,
                         help="with no state in --run-dir yet: start from this shipped checkpoint (its weights, PCA, "
                              "step and hours; for another scale, the weights whose shapes fit, from step 0)")
@@ -101,19 +105,39 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     progress = min(1.0, (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps))
+    return cosine(config, progress)
+
+
+def cosine(config: TrainConfig, progress: float) -> float:
+    """The rate `progress` (0 to 1) of the way down the cosine from learning_rate to min_learning_rate."""
     span = config.learning_rate - config.min_learning_rate
-    return config.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * progress))
+    return config.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def rate_schedule(config: TrainConfig, start_step: int, anneal_minutes: float | None = None) -> Callable[[int], float]:
+    """Step -> learning rate: `learning_rate` by step or, with anneal_minutes, a warm-up over the steps after
+    start_step, then the cosine by wall-clock time from this call, reaching the minimum after anneal_minutes."""
+    if anneal_minutes is None:
+        return lambda step: learning_rate(step, config)
+    start = time.time()
+
+    def rate(step: int) -> float:
+        if step - start_step < config.warmup_steps:
+            return config.learning_rate * (step - start_step + 1) / config.warmup_steps
+        return cosine(config, (time.time() - start) / (anneal_minutes * 60))
+
+    return rate
 
 
 def save_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
                pca: KernelPCA, meta: dict) -> None:
     """Everything needed to resume: weights, Adam moments, PCA and step, as safetensors (no pickle)."""
-    tensors = {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items()
+    tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in modules.items()
                for k, v in m.state_dict().items()}
     optim_state = optimizer.state_dict()
     for index, state in optim_state["state"].items():
         for key, value in state.items():
-            value = torch.as_tensor(value)
+            value = torch.as_tensor(value).cpu()
             tensors[f"optim.{index}.{key}"] = value.reshape(-1) if key == "step" else value.contiguous()
     tensors.update({f"pca.{k}": v for k, v in pca.tensors().items()})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +194,14 @@ def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
     step, seconds = (training["steps"], training["seconds"]) if same_scale else (0, 0.0)
     log.line(f"started from {path}: {copied}/{total} tensors, step {step}")
     return read_pca(tensors), step, seconds
+
+
+def prepare_device(device: str, threads: int | None) -> None:
+    """Set the CPU thread count; on CUDA, let cuDNN pick the fastest convolutions for the fixed patch size."""
+    if threads:
+        torch.set_num_threads(threads)
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def setup_distributed() -> tuple[int, int]:
@@ -289,5 +321,5 @@ def validation_codes(triples, pca: KernelPCA) -> list[torch.Tensor]:
 
 def mean_psnr(outputs: list[torch.Tensor], triples, scale: int) -> float:
     """Mean PSNR-Y (border = scale) of outputs against the validation HR crops."""
-    return float(np.mean([psnr_y_torch((o * 255).round() / 255, hr, scale).item()
+    return float(np.mean([psnr_y_torch((o.cpu() * 255).round() / 255, hr, scale).item()
                           for o, (_, hr, _) in zip(outputs, triples)]))

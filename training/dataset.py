@@ -27,11 +27,11 @@ class DegradationRange:
 
 @dataclass
 class Batch:
-    lr: torch.Tensor  # (B, 3, h, w) in [0, 1]
-    hr: torch.Tensor  # (B, 3, h*s, w*s)
-    code: torch.Tensor  # (B, CODE_LENGTH), the true kernel code
-    sigma: torch.Tensor  # (B,), kernel widths
-    noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale
+    lr: torch.Tensor  # (B, 3, h, w) in [0, 1], on the sampler's device
+    hr: torch.Tensor  # (B, 3, h*s, w*s), on the sampler's device
+    code: torch.Tensor  # (B, CODE_LENGTH), the true kernel code, on the sampler's device
+    sigma: torch.Tensor  # (B,), kernel widths, on the CPU
+    noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale, on the CPU
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -47,10 +47,10 @@ def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]
 
 
 class PatchSampler:
-    """Keeps the HR photos in memory and draws degraded training batches from them."""
+    """Keeps the HR photos in memory and draws degraded training batches from them (degraded on `device`)."""
 
     def __init__(self, paths: list[Path], pca: KernelPCA, scale: int, lr_patch: int,
-                 degradations: DegradationRange, seed: int = 0):
+                 degradations: DegradationRange, seed: int = 0, device: str | torch.device = "cpu"):
         hr_patch = lr_patch * scale
         self.images = [img for img in (load_image(p) for p in paths) if min(img.shape[:2]) >= hr_patch]
         if not self.images:
@@ -58,6 +58,7 @@ class PatchSampler:
         weights = np.array([img.shape[0] * img.shape[1] for img in self.images], np.float64)
         self.weights = weights / weights.sum()  # larger photos give more patches
         self.pca, self.scale, self.hr_patch, self.degradations = pca, scale, hr_patch, degradations
+        self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -72,13 +73,13 @@ class PatchSampler:
 
     def sample(self, batch_size: int) -> Batch:
         """A batch of HR crops (flipped, rotated), blurred with random kernels, noised, downsampled."""
-        hr = torch.from_numpy(np.stack([self._crop() for _ in range(batch_size)])).permute(0, 3, 1, 2)
-        hr = hr.float() / 255
+        hr = torch.from_numpy(np.stack([self._crop() for _ in range(batch_size)])).to(self.device)
+        hr = hr.permute(0, 3, 1, 2).float() / 255
         d = self.degradations
         sigma = self.rng.uniform(d.sigma_min, d.sigma_max, batch_size)
         noise = np.where(self.rng.random(batch_size) < d.clean_fraction, 0.0,
                          self.rng.uniform(0, d.noise_max, batch_size))
         kernels = np.stack([gaussian_kernel(s) for s in sigma])
         lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator)
-        code = torch.from_numpy(encode(self.pca, kernels, noise))
+        code = torch.from_numpy(encode(self.pca, kernels, noise)).to(self.device)
         return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float())

@@ -25,8 +25,9 @@ from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
 
-from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, read_state, save_state,
-                     setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, add_run_arguments, load_state, prepare_device, rate_schedule, read_state,
+                     save_state, setup_distributed, start_from_checkpoint, training_loop, validation_codes,
+                     validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
@@ -34,8 +35,8 @@ PERTURBATION = 0.5  # std of the random offsets added to true codes (codes have 
 SPREAD_UNIT = 4.0  # kernel spread (sigma^2) is compared in units of 4 px^2 in the loss
 
 
-def code_loss(pca: KernelPCA, weight: float, noise_weight: float) -> Callable[[torch.Tensor, torch.Tensor],
-                                                                           torch.Tensor]:
+def code_loss(pca: KernelPCA, weight: float, noise_weight: float,
+              device: str | torch.device = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """MSE on the code, plus `weight` x MSE on the kernel's spread (sigma^2, linear in the code), plus
     `noise_weight` x MSE on the noise entry.
 
@@ -44,7 +45,7 @@ def code_loss(pca: KernelPCA, weight: float, noise_weight: float) -> Callable[[t
     the MSE, yet a wrong noise level makes SFTMD smooth a clean image (measured: IKC drifted to noise 5).
     """
     offset, weights = spread_projection(pca)
-    weights = torch.from_numpy(weights).float() / SPREAD_UNIT
+    weights = torch.from_numpy(weights).float().to(device) / SPREAD_UNIT
 
     def loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
         spread_error = (predicted[:, :PCA_COMPONENTS] - true[:, :PCA_COMPONENTS]) @ weights
@@ -67,17 +68,22 @@ def perturbed_codes(codes: torch.Tensor, sigma: torch.Tensor, noise: torch.Tenso
         return codes + PERTURBATION * torch.randn_like(codes)
     widths = (sigma + config.perturbed_width_std * torch.randn_like(sigma)).clamp(config.sigma_min, config.sigma_max)
     kernels = np.stack([gaussian_kernel(float(width)) for width in widths])
-    return torch.from_numpy(encode(pca, kernels, noise.numpy()))
+    return torch.from_numpy(encode(pca, kernels, noise.numpy())).to(codes.device)
 
 
 @torch.inference_mode()
 def validate(sftmd, predictor, corrector, triples, codes, steps: int, pca: KernelPCA) -> tuple[float, float]:
     """RMSE of the kernel width (from the code's spread) for the Predictor alone and after `steps` corrections."""
     offset, weights = spread_projection(pca)
-    width = lambda code: np.sqrt(max(offset + code[0, :PCA_COMPONENTS].double().numpy() @ weights, 0.01))  # noqa: E731
+
+    def width(code: torch.Tensor) -> float:
+        return np.sqrt(max(offset + code[0, :PCA_COMPONENTS].double().cpu().numpy() @ weights, 0.01))
+
     predictor.eval(), corrector.eval()
+    device = next(predictor.parameters()).device
     first, last = [], []
     for (lr, _, _), true in zip(triples, codes):
+        lr = lr.to(device)
         code = predictor(lr)
         first.append((width(code) - width(true)) ** 2)
         for _ in range(steps):
@@ -88,18 +94,18 @@ def validate(sftmd, predictor, corrector, triples, codes, steps: int, pca: Kerne
 
 
 def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, minutes: float | None,
-          max_steps: int | None, threads: int | None, from_checkpoint: Path | None = None) -> float:
+          max_steps: int | None, threads: int | None, from_checkpoint: Path | None = None, device: str = "cpu",
+          anneal: bool = False) -> float:
     """Run (or resume) P/C training; returns the last validation width RMSE after correction."""
     rank, world = setup_distributed()
-    if threads:
-        torch.set_num_threads(threads)
+    prepare_device(device, threads)
     log = RunLog(run_dir, enabled=rank == 0)
     sftmd_state = sftmd_run / "state.safetensors"
     sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # its own architecture
     pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
-    sftmd.eval().requires_grad_(False)
+    sftmd.to(device).eval().requires_grad_(False)
     estimator = EstimatorConfig(nf=config.estimator_nf)
-    predictor, corrector = Predictor(estimator), Corrector(estimator).to(memory_format=CL)
+    predictor, corrector = Predictor(estimator).to(device), Corrector(estimator).to(device, memory_format=CL)
     modules = {"predictor": predictor, "corrector": corrector}
     optimizer = torch.optim.Adam([*predictor.parameters(), *corrector.parameters()], lr=config.learning_rate)
     state_path = run_dir / "state.safetensors"
@@ -116,16 +122,17 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         raise SystemExit(f"the Predictor/Corrector were trained with another kernel PCA than {sftmd_run}")
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
-                           seed=config.seed + 1000 * rank + step)
+                           seed=config.seed + 1000 * rank + step, device=device)
     triples = validation_set(data_dir, config) if rank == 0 else []
     codes = validation_codes(triples, pca)
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
     log.line(f"training P/C against SFTMD step {sftmd_meta['step']} of {sftmd_run}, world {world}, "
-             f"config {config.to_dict()}")
+             f"device {device}, anneal {anneal}, config {config.to_dict()}")
 
     last = {"rmse": float("nan")}
-    criterion = code_loss(pca, config.spread_weight, config.noise_weight)
+    criterion = code_loss(pca, config.spread_weight, config.noise_weight, device)
+    rate = rate_schedule(config, step, minutes if anneal else None)
 
     def predictor_step() -> None:
         batch = sampler.sample(config.batch_size)
@@ -135,7 +142,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
 
     def train_step(at: int) -> dict[str, float]:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(at, config)
+            group["lr"] = rate(at)
         for _ in range(config.predictor_steps - 1):
             predictor_step()
         batch = sampler.sample(config.batch_size)
@@ -144,7 +151,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         half = config.batch_size // 2
         perturbed = perturbed_codes(batch.code[half:], batch.sigma[half:], batch.noise[half:], config, pca)
         code = torch.cat([guess[:half].detach(), perturbed])
-        loss_c = torch.zeros(())
+        loss_c = torch.zeros((), device=device)
         lr_cl = batch.lr.contiguous(memory_format=CL)
         for _ in range(config.correction_steps):
             with torch.no_grad():
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
     train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads,
-          args.from_checkpoint)
+          args.from_checkpoint, args.device, args.anneal)
 
 
 if __name__ == "__main__":

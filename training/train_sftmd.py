@@ -15,8 +15,9 @@ from torch.nn.parallel import DistributedDataParallel
 from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, TrainConfig, add_run_arguments, learning_rate, load_state, mean_psnr, save_state,
-                     setup_distributed, start_from_checkpoint, training_loop, validation_codes, validation_set)
+from .common import (RunLog, TrainConfig, add_run_arguments, load_state, mean_psnr, prepare_device, rate_schedule,
+                     save_state, setup_distributed, start_from_checkpoint, training_loop, validation_codes,
+                     validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
 CL = torch.channels_last
@@ -31,20 +32,22 @@ def build_sftmd(config: TrainConfig) -> SFTMD:
 def validate(model: SFTMD, triples, codes) -> float:
     """Mean PSNR-Y on the held-out crops, SFTMD given the true code."""
     model.eval()
-    outputs = [model(lr.contiguous(memory_format=CL), code) for (lr, _, _), code in zip(triples, codes)]
+    device = next(model.parameters()).device
+    outputs = [model(lr.to(device).contiguous(memory_format=CL), code.to(device))
+               for (lr, _, _), code in zip(triples, codes)]
     model.train()
     return mean_psnr(outputs, triples, model.config.scale)
 
 
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | None, max_steps: int | None,
-          threads: int | None, from_checkpoint: Path | None = None) -> float:
+          threads: int | None, from_checkpoint: Path | None = None, device: str = "cpu",
+          anneal: bool = False) -> float:
     """Run (or resume) training until the time budget, max_steps or total_steps; returns last val PSNR."""
     rank, world = setup_distributed()
-    if threads:
-        torch.set_num_threads(threads)
+    prepare_device(device, threads)
     log = RunLog(run_dir, enabled=rank == 0)
     state_path = run_dir / "state.safetensors"
-    model = build_sftmd(config)
+    model = build_sftmd(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
     step, best, elapsed_before = 0, float("-inf"), 0.0
     if state_path.exists():
@@ -57,19 +60,20 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
-                           seed=config.seed + 1000 * rank + step)
+                           seed=config.seed + 1000 * rank + step, device=device)
     triples = validation_set(data_dir, config) if rank == 0 else []
     codes = validation_codes(triples, pca)
     net = DistributedDataParallel(model) if world > 1 else model
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
-             f"world {world}, config {config.to_dict()}")
+             f"world {world}, device {device}, anneal {anneal}, config {config.to_dict()}")
 
     last = {"psnr": float("nan"), "best": best}
+    rate = rate_schedule(config, step, minutes if anneal else None)
 
     def train_step(at: int) -> dict[str, float]:
         batch = sampler.sample(config.batch_size)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(at, config)
+            group["lr"] = rate(at)
         loss = F.l1_loss(net(batch.lr.contiguous(memory_format=CL), batch.code),
                          batch.hr.contiguous(memory_format=CL))
         optimizer.zero_grad(set_to_none=True)
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
-    train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads, args.from_checkpoint)
+    train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads, args.from_checkpoint,
+          args.device, args.anneal)
 
 
 if __name__ == "__main__":
