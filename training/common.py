@@ -104,8 +104,7 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to the minimum over total_steps."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps))
-    return cosine(config, progress)
+    return cosine(config, (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps))
 
 
 def cosine(config: TrainConfig, progress: float) -> float:
@@ -123,7 +122,7 @@ def rate_schedule(config: TrainConfig, start_step: int, anneal_minutes: float | 
 
     def rate(step: int) -> float:
         if step - start_step < config.warmup_steps:
-            return config.learning_rate * (step - start_step + 1) / config.warmup_steps
+            return learning_rate(step - start_step, config)  # the warm-up part of the step schedule
         return cosine(config, (time.time() - start) / (anneal_minutes * 60))
 
     return rate

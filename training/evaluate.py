@@ -54,7 +54,8 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
     per_step: list[float] = []
     if "ikc" in methods or "p_sftmd" in methods:
         steps = model.run(lr, iterations if "ikc" in methods else 0, render="all" if per_iteration else "none")
-        srs = [step.sr for step in steps] if per_iteration else [model.render(lr, steps[i].code) for i in (0, -1)]
+        ends = dict.fromkeys((0, len(steps) - 1))  # one render when there is no iteration
+        srs = [step.sr for step in steps] if per_iteration else [model.render(lr, steps[i].code) for i in ends]
         step_scores = [score(sr) for sr in srs]
         per_step = [psnr for psnr, _ in step_scores] if per_iteration else []
         if "p_sftmd" in methods:

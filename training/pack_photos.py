@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from ikc.imageio import load_image
+
 from .dataset import list_images
 
 
@@ -26,11 +28,10 @@ def pack(data: Path, out: Path, crop: int, quality: int) -> int:
         (out / "manifest.json").write_text(json.dumps(entries, indent=1))
     total = 0
     for path in list_images(data):
-        image = Image.open(path).convert("RGB")
-        left, top = max(0, (image.width - crop) // 2), max(0, (image.height - crop) // 2)
+        pixels = load_image(path)  # the loader training reads the photos with
+        top, left = max(0, (pixels.shape[0] - crop) // 2), max(0, (pixels.shape[1] - crop) // 2)
         target = out / f"{path.stem}.jpg"
-        image.crop((left, top, min(image.width, left + crop), min(image.height, top + crop))).save(
-            target, "JPEG", quality=quality, subsampling=0)
+        Image.fromarray(pixels[top:top + crop, left:left + crop]).save(target, "JPEG", quality=quality, subsampling=0)
         total += target.stat().st_size
     return total
 
