@@ -25,7 +25,9 @@ from .archs import SCALES, SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDCo
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, estimators_path, load_module, read_file, read_pca,
                          sftmd_path)
 from .imageio import to_pixels, to_tensor
-from .kernel_code import KernelPCA, decode_kernel, decode_noise, encode, estimate_width
+from .kernel_code import (NOISE_CODE_SCALE, PCA_COMPONENTS, KernelPCA, decode_kernel, decode_noise, encode,
+                          estimate_width, spread_projection)
+from .noise import estimate_noise
 
 CL = torch.channels_last
 MIN_LR_SIZE = 8
@@ -128,7 +130,8 @@ class IKC:
     def __init__(self, sftmd: SFTMD, pca: KernelPCA, predictor: Predictor | None = None,
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
-                 tile_pixels: int | None = None, tile_overlap: int = 16):
+                 tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
+                 halve_on_reversal: bool = True):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -142,6 +145,9 @@ class IKC:
         self.estimation_crops = estimation_crops
         self.tile_pixels = tile_pixels or int(memory_budget() / activation_bytes_per_pixel(sftmd.config))
         self.tile_overlap = tile_overlap
+        self.noise_from_image = noise_from_image
+        self.halve_on_reversal = halve_on_reversal
+        self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float()
 
     @property
     def kernel_range(self) -> tuple[float, float]:
@@ -203,11 +209,15 @@ class IKC:
         crops = self._estimation_regions(lr)
         whole = crops.shape[0] == 1 and crops.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None] if init_code is not None \
-            else self.predictor(crops).mean(0, keepdim=True)
-        crop_sr = None
+            else self._predict(crops, lr_pixels)
+        crop_sr, gain, last_change = None, 1.0, 0.0
         for index in range(iterations + 1):
             if index > 0:
-                code = code + self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
+                update = self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
+                change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
+                if self.halve_on_reversal and change * last_change < 0:
+                    gain /= 2  # it turned back: the last step went past the kernel, so take shorter ones
+                code, last_change = code + gain * update, change
             if index < iterations or whole:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)
@@ -222,6 +232,14 @@ class IKC:
     def run(self, lr_pixels: np.ndarray, iterations: int = 7, **options) -> list[Step]:
         """All steps of `steps` as a list."""
         return list(self.steps(lr_pixels, iterations, **options))
+
+    def _predict(self, crops: torch.Tensor, lr_pixels: np.ndarray) -> torch.Tensor:
+        """Step 0's code: the Predictor's guess, averaged over the windows, with the noise level read from the
+        image's flat regions (ikc.noise) when noise_from_image is set."""
+        code = self.predictor(crops).mean(0, keepdim=True)
+        if self.noise_from_image:
+            code[0, PCA_COMPONENTS] = estimate_noise(lr_pixels) / NOISE_CODE_SCALE
+        return code
 
     def _estimation_regions(self, lr: torch.Tensor) -> torch.Tensor:
         """The textured windows the Predictor and Corrector look at, as one batch (or the whole image)."""

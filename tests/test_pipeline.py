@@ -164,7 +164,7 @@ def test_estimation_crops_are_batched_and_averaged(tiny_checkpoints, lr_image):
     assert crops.shape == (3, 3, 16, 16)
     steps = model.run(lr_image, 2, render="last")
     expected = model.predictor(crops).mean(0).detach().numpy()
-    assert np.allclose(steps[0].code, expected, atol=1e-6)
+    assert np.allclose(steps[0].code[:-1], expected[:-1], atol=1e-6)  # the noise entry is read from the image
     assert steps[-1].sr.shape == (160, 200, 3)
 
 
@@ -172,3 +172,38 @@ def test_estimation_crops_are_batched_and_averaged(tiny_checkpoints, lr_image):
 def test_bad_estimation_settings_are_refused(tiny_checkpoints, crop, crops):
     with pytest.raises(ValueError, match="estimation_crop must be"):
         ikc.load(4, tiny_checkpoints, estimation_crop=crop, estimation_crops=crops)
+
+
+class OvershootingCorrector(torch.nn.Module):
+    """Proposes twice the step to a target code: applied in full, the estimate jumps to and fro for ever."""
+
+    def __init__(self, target: np.ndarray):
+        super().__init__()
+        self.target = torch.from_numpy(target)[None]
+
+    def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        update = 2 * (self.target - code)
+        update[:, -1] = 0
+        return update
+
+
+@pytest.mark.parametrize("halve", [True, False])
+def test_halving_after_a_turn_stops_an_overshooting_corrector(model, lr_image, halve):
+    target = model.code_for(ikc.gaussian_kernel(2.5))
+    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, OvershootingCorrector(target), halve_on_reversal=halve)
+    start = model.code_for(ikc.gaussian_kernel(1.0))
+    widths = [step.kernel_width for step in looped.run(lr_image, 6, init_code=start, render="none")]
+    assert widths[1] > 3.0  # the first update jumps past 2.5
+    if halve:
+        assert widths[-1] == pytest.approx(2.5, abs=0.02)
+    else:
+        assert widths[-1] == pytest.approx(1.0, abs=0.02) and widths[-2] > 3.0  # back where it started
+
+
+def test_the_noise_level_of_step_0_is_read_from_the_image(tiny_checkpoints):
+    hr = ikc.modcrop(photo("astronaut"), 4)
+    noisy = ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4, 12.0, seed=3)
+    from_image = ikc.load(4, tiny_checkpoints).run(noisy, 0, render="none")[0].noise_sigma
+    from_predictor = ikc.load(4, tiny_checkpoints, noise_from_image=False).run(noisy, 0, render="none")[0].noise_sigma
+    assert from_image == pytest.approx(12, abs=1.5)
+    assert from_predictor != pytest.approx(from_image, abs=0.01)

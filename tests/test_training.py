@@ -12,7 +12,7 @@ import torch
 
 import ikc
 from ikc.kernel_code import decode_kernel, encode, estimate_width
-from training import common, evaluate, pack_photos, train_sftmd, tune_crops
+from training import common, dataset, evaluate, pack_photos, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, rate_schedule, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
 from training.train_ikc import perturbed_codes
@@ -196,3 +196,23 @@ def test_width_perturbed_codes_are_gaussians_of_another_width():
     assert np.all((widths >= 0.2) & (widths <= 4.0)) and np.abs(widths - sigma.numpy()).min() > 0.01
     back = encode(pca, np.stack([ikc.gaussian_kernel(float(w)) for w in widths]), noise.numpy())
     assert np.abs(back - wrong).max() < 0.15  # on the curve of Gaussian codes (widths read to 0.01), noise kept
+
+
+def test_uniform_starts_cover_the_range_whatever_the_truth():
+    pca = ikc.fit_pca(count=2000)
+    config = TrainConfig(uniform_start_fraction=1.0, sigma_min=0.2, sigma_max=4.0)
+    sigma, noise = torch.full((200,), 2.0), torch.zeros(200)
+    true = torch.from_numpy(encode(pca, np.stack([ikc.gaussian_kernel(2.0)] * 200), noise.numpy()))
+    torch.manual_seed(0)
+    widths = estimate_width(decode_kernel(pca, perturbed_codes(true, sigma, noise, config, pca).numpy()))
+    assert widths.min() < 0.6 and widths.max() > 3.6  # far starts on both sides of the truth
+    assert np.abs(widths - 2.0).mean() > 0.8
+
+
+def test_texture_pick_keeps_the_most_textured_crops(photo_dir):
+    pca = ikc.fit_pca(count=2000)
+    plain = PatchSampler(list_images(photo_dir), pca, 4, 12, DegradationRange(), seed=0)
+    picky = PatchSampler(list_images(photo_dir), pca, 4, 12, DegradationRange(), seed=0)
+    energy = [np.mean([dataset.texture((b.hr[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+                       for i in range(len(b.hr))]) for b in (plain.sample(16), picky.sample(16, texture_pick=3))]
+    assert energy[1] > 1.2 * energy[0]

@@ -48,6 +48,10 @@ class TrainConfig:
     predictor_steps: int = 1
     spread_weight: float = 0.0
     perturbed_width_std: float = 0.0
+    uniform_start_fraction: float = 0.0
+    predictor_start_fraction: float = 0.5
+    train_predictor: bool = True
+    texture_pick: int = 1
     noise_weight: float = 0.0
     sigma_min: float = 0.2
     sigma_max: float = 4.0

@@ -46,6 +46,12 @@ def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]
     return [p for p in paths if p not in held], [p for p in paths if p in held]
 
 
+def texture(image: np.ndarray) -> float:
+    """Mean absolute grey-level gradient of an (H, W, 3) uint8 image: how much edge it has to show blur."""
+    grey = image.astype(np.float32).mean(-1)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
 class PatchSampler:
     """Keeps the HR photos in memory and draws degraded training batches from them (degraded on `device`)."""
 
@@ -71,9 +77,16 @@ class PatchSampler:
             patch = patch[:, ::-1]
         return np.rot90(patch, self.rng.integers(4))
 
-    def sample(self, batch_size: int) -> Batch:
-        """A batch of HR crops (flipped, rotated), blurred with random kernels, noised, downsampled."""
-        hr = torch.from_numpy(np.stack([self._crop() for _ in range(batch_size)])).to(self.device)
+    def sample(self, batch_size: int, texture_pick: int = 1) -> Batch:
+        """A batch of HR crops (flipped, rotated), blurred with random kernels, noised, downsampled.
+
+        With texture_pick k > 1, the batch keeps the 1/k most textured of k x batch_size crops, like the
+        textured windows the Predictor and Corrector are shown at inference.
+        """
+        crops = [self._crop() for _ in range(batch_size * texture_pick)]
+        if texture_pick > 1:
+            crops = [crops[i] for i in np.argsort([-texture(crop) for crop in crops], kind="stable")[:batch_size]]
+        hr = torch.from_numpy(np.stack(crops)).to(self.device)
         hr = hr.permute(0, 3, 1, 2).float() / 255
         d = self.degradations
         sigma = self.rng.uniform(d.sigma_min, d.sigma_max, batch_size)

@@ -1,18 +1,23 @@
 """Train the Predictor and Corrector against a frozen SFTMD (MSE on the kernel code), resumable.
 
     python -m training.train_ikc --config training/configs/ikc_x4.yaml --sftmd-run runs/sftmd_x4 --run-dir runs/ikc_x4
+    python -m training.train_ikc --config training/configs/corrector_x4.yaml \
+        --sftmd-run checkpoints/sftmd_x4.safetensors --from-checkpoint checkpoints/ikc_x4.safetensors --run-dir runs/c4
 
-Cheaper than the official schedule (7 SFTMD passes per step): each step takes `correction_steps`
-SFTMD passes (default 2), plus `predictor_steps - 1` cheap extra Predictor updates on fresh
-batches. The Corrector starts from the states it meets in the loop, the
-Predictor's own (detached) guesses, plus perturbed true codes for the rest of the batch, and
-follows its own updates for the following passes, so it learns from the trajectories it makes.
-With `perturbed_width_std` > 0 the perturbed codes are those of Gaussians of a wrong width (see
-perturbed_codes), the error an SR image shows.
+Each step takes `correction_steps` SFTMD passes (the official recipe: 7), plus `predictor_steps - 1` cheap
+extra Predictor updates on fresh batches. The Corrector starts from the Predictor's own (detached) guesses
+(half the batch) and from wrong codes for the rest: Gaussians of a width drawn over the whole training range
+(a share `uniform_start_fraction`, so starts far from the truth are seen) or of the true width plus
+N(0, perturbed_width_std); it then follows its own updates, so it learns from the trajectories it makes.
+With `train_predictor: false` only the Corrector learns. `--sftmd-run` is a run folder or a shipped
+checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
+on held-out photos (training.convergence); the state that converges best is kept as best.safetensors.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import time
 from typing import Callable
 from pathlib import Path
 
@@ -21,16 +26,21 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ikc.archs import Corrector, EstimatorConfig, Predictor
+from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig
+from ikc.checkpoint import load_module, read_file, read_pca
 from ikc.degradation import gaussian_kernel
+from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
+from ikc.pipeline import IKC
 
 from .common import (RunLog, TrainConfig, add_run_arguments, load_state, prepare_device, rate_schedule, read_state,
-                     save_state, setup_distributed, start_from_checkpoint, training_loop, validation_codes,
-                     validation_set)
+                     save_state, setup_distributed, start_from_checkpoint, training_loop)
+from .convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
 
+VALIDATION_CROP = 192  # HR px of each held-out photo's centre
+VALIDATION_STEPS = 7  # corrections in validation: what the app and the CLI run by default
 PERTURBATION = 0.5  # std of the random offsets added to true codes (codes have unit scale)
 SPREAD_UNIT = 4.0  # kernel spread (sigma^2) is compared in units of 4 px^2 in the loss
 
@@ -59,55 +69,61 @@ def code_loss(pca: KernelPCA, weight: float, noise_weight: float,
 def perturbed_codes(codes: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, config: TrainConfig,
                     pca: KernelPCA) -> torch.Tensor:
     """Wrong codes for the Corrector to correct: Gaussians of width sigma + N(0, perturbed_width_std), clipped to
-    the training range, or (with perturbed_width_std 0) the true codes plus N(0, PERTURBATION) on every entry.
+    the training range, or (a share uniform_start_fraction of them) of a width drawn uniformly over the range,
+    whatever the truth; or (with both 0) the true codes plus N(0, PERTURBATION) on every entry.
 
     Measured: with the second kind, whose off-curve offsets the code alone reveals, the Correctors learned to
     ignore their SR image (same update whatever image they saw).
     """
-    if config.perturbed_width_std <= 0:
+    if config.perturbed_width_std <= 0 and config.uniform_start_fraction <= 0:
         return codes + PERTURBATION * torch.randn_like(codes)
     widths = (sigma + config.perturbed_width_std * torch.randn_like(sigma)).clamp(config.sigma_min, config.sigma_max)
+    uniform = torch.rand_like(sigma) < config.uniform_start_fraction
+    widths = torch.where(uniform, config.sigma_min + (config.sigma_max - config.sigma_min) * torch.rand_like(sigma),
+                         widths)
     kernels = np.stack([gaussian_kernel(float(width)) for width in widths])
     return torch.from_numpy(encode(pca, kernels, noise.numpy())).to(codes.device)
 
 
-@torch.inference_mode()
-def validate(sftmd, predictor, corrector, triples, codes, steps: int, pca: KernelPCA) -> tuple[float, float]:
-    """RMSE of the kernel width (from the code's spread) for the Predictor alone and after `steps` corrections."""
-    offset, weights = spread_projection(pca)
+def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int]:
+    """The SFTMD to train against, its PCA and step: from a run folder's state or a shipped checkpoint file."""
+    if source.is_file():
+        tensors, metadata = read_file(source)
+        sftmd = load_module(SFTMD(SFTMDConfig(**metadata["sftmd"])), tensors, "sftmd", source)
+        return sftmd.to(memory_format=CL), read_pca(tensors), metadata["training"]["steps"]
+    state = source / "state.safetensors"
+    sftmd = build_sftmd(TrainConfig.from_dict(read_state(state)[1]["config"]))  # its own architecture
+    pca, meta = load_state(state, {"sftmd": sftmd}, None)
+    return sftmd, pca, meta["step"]
 
-    def width(code: torch.Tensor) -> float:
-        return np.sqrt(max(offset + code[0, :PCA_COMPONENTS].double().cpu().numpy() @ weights, 0.01))
 
-    predictor.eval(), corrector.eval()
-    device = next(predictor.parameters()).device
-    first, last = [], []
-    for (lr, _, _), true in zip(triples, codes):
-        lr = lr.to(device)
-        code = predictor(lr)
-        first.append((width(code) - width(true)) ** 2)
-        for _ in range(steps):
-            code = code + corrector(sftmd(lr.contiguous(memory_format=CL), code).contiguous(memory_format=CL), code)
-        last.append((width(code) - width(true)) ** 2)
+def validate(model: IKC, cases, steps: int) -> tuple[str, float]:
+    """Run the correction loop on held-out cases from the Predictor's guess and from both far starts; returns
+    a log line (mean width error at step 0 -> last per start) and the mean last-step error over the starts."""
+    predictor, corrector = model.predictor, model.corrector
+    results = convergence(model, cases, [PREDICTOR, *map(str, FAR_STARTS[model.scale])], steps, psnr=False)
     predictor.train(), corrector.train()
-    return float(np.sqrt(np.mean(first))), float(np.sqrt(np.mean(last)))
+    text = " | ".join(f"{start} {r['error'][0]:.3f}>{r['error'][1]:.3f}>{r['error'][-1]:.3f}"
+                      for start, r in results.items())
+    return f"val_width_error {text}", float(np.mean([r["error"][-1] for r in results.values()]))
 
 
 def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, minutes: float | None,
           max_steps: int | None, threads: int | None, from_checkpoint: Path | None = None, device: str = "cpu",
           anneal: bool = False) -> float:
-    """Run (or resume) P/C training; returns the last validation width RMSE after correction."""
+    """Run (or resume) P/C training; returns the last validation width error (mean over starts, last step)."""
     rank, world = setup_distributed()
     prepare_device(device, threads)
     log = RunLog(run_dir, enabled=rank == 0)
-    sftmd_state = sftmd_run / "state.safetensors"
-    sftmd = build_sftmd(TrainConfig.from_dict(read_state(sftmd_state)[1]["config"]))  # its own architecture
-    pca, sftmd_meta = load_state(sftmd_state, {"sftmd": sftmd}, None)
+    sftmd, pca, sftmd_step = frozen_sftmd(sftmd_run)
     sftmd.to(device).eval().requires_grad_(False)
     estimator = EstimatorConfig(nf=config.estimator_nf)
     predictor, corrector = Predictor(estimator).to(device), Corrector(estimator).to(device, memory_format=CL)
     modules = {"predictor": predictor, "corrector": corrector}
-    optimizer = torch.optim.Adam([*predictor.parameters(), *corrector.parameters()], lr=config.learning_rate)
+    predictor.requires_grad_(config.train_predictor)
+    trained = [*predictor.parameters(), *corrector.parameters()] if config.train_predictor else [
+        *corrector.parameters()]
+    optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
     state_path = run_dir / "state.safetensors"
     step, elapsed_before = 0, 0.0
     if state_path.exists():
@@ -123,14 +139,16 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
-    triples = validation_set(data_dir, config) if rank == 0 else []
-    codes = validation_codes(triples, pca)
+    _, held_out = split_holdout(list_images(data_dir), config.holdout_images)
+    cases = make_cases([(p.name, load_image(p)) for p in held_out], config.scale, config.validation_sigmas,
+                       VALIDATION_CROP) if rank == 0 else []
+    model = IKC(sftmd, pca, predictor, corrector)
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
-    log.line(f"training P/C against SFTMD step {sftmd_meta['step']} of {sftmd_run}, world {world}, "
+    log.line(f"training P/C against SFTMD step {sftmd_step} of {sftmd_run}, world {world}, "
              f"device {device}, anneal {anneal}, config {config.to_dict()}")
 
-    last = {"rmse": float("nan")}
+    last = {"error": float("nan"), "best": math.inf}
     criterion = code_loss(pca, config.spread_weight, config.noise_weight, device)
     rate = rate_schedule(config, step, minutes if anneal else None)
 
@@ -140,15 +158,19 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         criterion(p_net(batch.lr), batch.code).backward()
         optimizer.step()  # the Corrector has no gradients here, so Adam leaves it alone
 
+    current = {"step": step}
+
     def train_step(at: int) -> dict[str, float]:
+        current["step"] = at + 1
         for group in optimizer.param_groups:
             group["lr"] = rate(at)
-        for _ in range(config.predictor_steps - 1):
+        for _ in range(config.predictor_steps - 1 if config.train_predictor else 0):
             predictor_step()
-        batch = sampler.sample(config.batch_size)
-        guess = p_net(batch.lr)
-        loss_p = criterion(guess, batch.code)
-        half = config.batch_size // 2
+        batch = sampler.sample(config.batch_size, config.texture_pick)
+        with torch.set_grad_enabled(config.train_predictor):
+            guess = p_net(batch.lr)
+        loss_p = criterion(guess, batch.code) if config.train_predictor else torch.zeros((), device=device)
+        half = round(config.batch_size * config.predictor_start_fraction)
         perturbed = perturbed_codes(batch.code[half:], batch.sigma[half:], batch.noise[half:], config, pca)
         code = torch.cat([guess[:half].detach(), perturbed])
         loss_c = torch.zeros((), device=device)
@@ -164,26 +186,34 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         optimizer.step()
         return {"loss": (loss_p + loss_c).item(), "p": loss_p.item(), "c": loss_c.item()}
 
+    clock = {"start": time.time()}
+
+    def meta(at: int, seconds: float) -> dict:
+        return {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run), "sftmd_step": sftmd_step,
+                "val_width_error": last["error"], "train_seconds": elapsed_before + seconds}
+
     def run_validation() -> tuple[str, float]:
-        rmse_p, last["rmse"] = validate(sftmd, predictor, corrector, triples, codes, config.correction_steps + 1, pca)
-        return f"val_width_rmse predictor {rmse_p:.3f} corrected {last['rmse']:.3f}", last["rmse"]
+        text, last["error"] = validate(model, cases, VALIDATION_STEPS)
+        if last["error"] < last["best"]:  # keep the state that converges best
+            last["best"] = last["error"]
+            save_state(run_dir / "best.safetensors", modules, optimizer, pca,
+                       meta(current["step"], time.time() - clock["start"]))
+        return text, last["error"]
 
     def checkpoint(at: int, seconds: float) -> None:
         if rank == 0:
-            save_state(state_path, modules, optimizer, pca,
-                       {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run),
-                        "sftmd_step": sftmd_meta["step"], "val_width_rmse": last["rmse"],
-                        "train_seconds": elapsed_before + seconds})
+            save_state(state_path, modules, optimizer, pca, meta(at, seconds))
 
     limit = max_steps if max_steps is not None else config.total_steps
     training_loop(step, limit, config, minutes, world, log, train_step, run_validation, checkpoint, "ikc")
-    return last["rmse"]
+    return last["error"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
-    parser.add_argument("--sftmd-run", required=True, type=Path, help="run folder of the frozen SFTMD")
+    parser.add_argument("--sftmd-run", required=True, type=Path,
+                        help="the frozen SFTMD: a run folder, or a shipped checkpoint such as checkpoints/sftmd_x4.safetensors")
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
     train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads,

@@ -1,0 +1,45 @@
+"""The convergence tool: per-step width error and PSNR-Y from several starts (training.convergence)."""
+import json
+
+import pytest
+from PIL import Image
+
+import ikc
+from training import convergence
+
+from .conftest import photo
+
+
+def test_parse_starts_accepts_the_predictor_and_widths_and_names_a_bad_item():
+    assert convergence.parse_starts("predictor, 1.0,4") == ["predictor", "1.0", "4"]
+    for bad in ("predictor,wide", "0", "", "-1"):
+        with pytest.raises(ValueError, match="--starts"):
+            convergence.parse_starts(bad)
+
+
+def test_errors_per_step_start_at_the_start_width(tiny_checkpoints):
+    model = ikc.load(4, tiny_checkpoints)
+    cases = convergence.make_cases([("coffee", photo("coffee")[:130, :150])], 4, [1.8, 3.2], crop=96)
+    assert [case.hr.shape for case in cases] == [(96, 96, 3)] * 2 and cases[0].lr.shape == (24, 24, 3)
+    results = convergence.convergence(model, cases, ["predictor", "1.0"], iterations=3)
+    assert set(results) == {"predictor", "1.0"}
+    for result in results.values():
+        assert len(result["error"]) == 4 and len(result["psnr"]) == 4
+        assert result["ratio"] == pytest.approx(result["error"][-1] / result["error"][0], abs=1e-3)
+    assert results["1.0"]["error"][0] == pytest.approx((0.8 + 2.2) / 2, abs=0.011)
+    widths_only = convergence.convergence(model, cases, ["1.0"], iterations=3, psnr=False)
+    assert widths_only["1.0"]["error"] == results["1.0"]["error"] and "psnr" not in widths_only["1.0"]
+
+
+def test_command_line_writes_json_and_plot(tiny_checkpoints, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo("chelsea")[:120, :120]).save(folder / "cat.png")
+    out = tmp_path / "c.json"
+    convergence.main(["--hr-dir", str(folder), "--scale", "4", "--checkpoints", str(tiny_checkpoints),
+                      "--iterations", "2", "--crop", "96", "--json", str(out), "--plot", str(tmp_path / "c.png"),
+                      "--window-gap"])
+    summary = json.loads(out.read_text())
+    assert set(summary["results"]) == {"predictor", "1.0", "4.0"} and summary["photos"] == 1
+    assert len(summary["results"]["4.0"]["error"]) == 3 and summary["window_gap"]["gap"] >= 0
+    assert Image.open(tmp_path / "c.png").size[0] > 600
