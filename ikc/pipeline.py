@@ -7,7 +7,11 @@
 
 The kernel is one per image, so the Predictor and Corrector work on a few textured crops of the LR
 image (`estimation_crops` windows of `estimation_crop` px, their estimates averaged); SFTMD runs on
-the whole image only for the steps that are shown.
+the whole image only for the steps that are shown. Where the image's flat regions show clear noise
+(ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
+which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
+that turns back (the width moves the other way than at the step before, so that step went past the
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
 """
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ MAX_ITERATIONS = 50
 # within 2x one SFTMD pass (training/LOG.md); the Predictor and Corrector train on 32-px patches.
 ESTIMATION_CROP = 28
 ESTIMATION_CROPS = 2
+# Below this level (0-255 scale) fine texture and 8-bit rounding read as noise (measured up to 3.2 on clean
+# benchmark photos), so step 0 keeps the Predictor's noise level; clean results stay exactly as they were.
+NOISE_TRUST_LEVEL = 4.0
 Render = Literal["all", "last", "none"]
 
 
@@ -131,7 +138,7 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_on_reversal: bool = True):
+                 halve_reversals: bool = False):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -146,7 +153,7 @@ class IKC:
         self.tile_pixels = tile_pixels or int(memory_budget() / activation_bytes_per_pixel(sftmd.config))
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
-        self.halve_on_reversal = halve_on_reversal
+        self.halve_reversals = halve_reversals
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float()
 
     @property
@@ -210,14 +217,13 @@ class IKC:
         whole = crops.shape[0] == 1 and crops.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None] if init_code is not None \
             else self._predict(crops, lr_pixels)
-        crop_sr, gain, last_change = None, 1.0, 0.0
+        crop_sr, last_change = None, 0.0
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
                 change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
-                if self.halve_on_reversal and change * last_change < 0:
-                    gain /= 2  # it turned back: the last step went past the kernel, so take shorter ones
-                code, last_change = code + gain * update, change
+                turned = self.halve_reversals and change * last_change < 0
+                code, last_change = code + (0.5 if turned else 1.0) * update, change
             if index < iterations or whole:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)
@@ -235,10 +241,12 @@ class IKC:
 
     def _predict(self, crops: torch.Tensor, lr_pixels: np.ndarray) -> torch.Tensor:
         """Step 0's code: the Predictor's guess, averaged over the windows, with the noise level read from the
-        image's flat regions (ikc.noise) when noise_from_image is set."""
+        image's flat regions (ikc.noise) when noise_from_image is set and that reading shows clear noise."""
         code = self.predictor(crops).mean(0, keepdim=True)
         if self.noise_from_image:
-            code[0, PCA_COMPONENTS] = estimate_noise(lr_pixels) / NOISE_CODE_SCALE
+            noise = estimate_noise(lr_pixels)
+            if noise >= NOISE_TRUST_LEVEL:
+                code[0, PCA_COMPONENTS] = noise / NOISE_CODE_SCALE
         return code
 
     def _estimation_regions(self, lr: torch.Tensor) -> torch.Tensor:

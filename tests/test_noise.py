@@ -34,3 +34,13 @@ def test_clipped_blocks_do_not_hide_the_noise():
 def test_tiny_images_still_get_an_estimate():
     pixels = np.full((8, 8, 3), 100, np.uint8)
     assert estimate_noise(pixels) == 0.0
+
+
+def test_noise_level_tool_compares_the_predictor_with_the_image_estimate(tiny_checkpoints):
+    from training.noise_level import noise_errors
+    predictor, loop = (ikc.load(4, tiny_checkpoints, noise_from_image=flag) for flag in (False, True))
+    errors = noise_errors(predictor, loop, [ikc.modcrop(photo("coffee"), 4)], 4, 2.0, [0.0, 10.0])
+    assert set(errors) == {"predictor", "image", "loop"} and set(errors["image"]) == {0.0, 10.0}
+    assert errors["image"][10.0][1] < 1.5 and errors["image"][0.0][0] < 1.0
+    assert errors["loop"][10.0] == pytest.approx(errors["image"][10.0], abs=1e-4)  # clear noise: the image's
+    assert errors["loop"][0.0] == pytest.approx(errors["predictor"][0.0], abs=1e-4)  # clean: the Predictor's

@@ -188,14 +188,14 @@ class OvershootingCorrector(torch.nn.Module):
 
 
 @pytest.mark.parametrize("halve", [True, False])
-def test_halving_after_a_turn_stops_an_overshooting_corrector(model, lr_image, halve):
+def test_a_step_that_turns_back_is_halved_which_stops_an_overshooting_corrector(model, lr_image, halve):
     target = model.code_for(ikc.gaussian_kernel(2.5))
-    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, OvershootingCorrector(target), halve_on_reversal=halve)
+    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, OvershootingCorrector(target), halve_reversals=halve)
     start = model.code_for(ikc.gaussian_kernel(1.0))
     widths = [step.kernel_width for step in looped.run(lr_image, 6, init_code=start, render="none")]
     assert widths[1] > 3.0  # the first update jumps past 2.5
     if halve:
-        assert widths[-1] == pytest.approx(2.5, abs=0.02)
+        assert widths[2:] == pytest.approx([2.5] * 5, abs=0.02)  # the turn lands half-way back, on the target
     else:
         assert widths[-1] == pytest.approx(1.0, abs=0.02) and widths[-2] > 3.0  # back where it started
 
@@ -207,3 +207,6 @@ def test_the_noise_level_of_step_0_is_read_from_the_image(tiny_checkpoints):
     from_predictor = ikc.load(4, tiny_checkpoints, noise_from_image=False).run(noisy, 0, render="none")[0].noise_sigma
     assert from_image == pytest.approx(12, abs=1.5)
     assert from_predictor != pytest.approx(from_image, abs=0.01)
+    clean = ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4)  # reads below NOISE_TRUST_LEVEL: the Predictor's
+    assert np.array_equal(ikc.load(4, tiny_checkpoints).run(clean, 0, render="none")[0].code,
+                          ikc.load(4, tiny_checkpoints, noise_from_image=False).run(clean, 0, render="none")[0].code)

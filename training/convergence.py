@@ -2,7 +2,7 @@
 
     python -m training.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
-                                   [--checkpoints DIR] [--no-psnr] [--no-halving] [--predictor-noise]
+                                   [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
                                    [--estimation-crop 0] [--window-gap]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--no-psnr", action="store_true", help="widths only (no full renders)")
-    parser.add_argument("--no-halving", action="store_true", help="apply every Corrector update in full")
+    parser.add_argument("--halve-reversals", action="store_true",
+                        help="apply a Corrector update that turns back at half size (IKC's halve_reversals)")
     parser.add_argument("--predictor-noise", action="store_true", help="the Predictor's noise level, not the image's")
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
     parser.add_argument("--window-gap", action="store_true",
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
     ikc.use_available_cpus()
-    options = {"halve_on_reversal": not args.no_halving, "noise_from_image": not args.predictor_noise}
+    options = {"noise_from_image": not args.predictor_noise, "halve_reversals": args.halve_reversals}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
     model = ikc.load(args.scale, args.checkpoints, **options)

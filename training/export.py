@@ -1,19 +1,24 @@
 """Export trained runs to shipped checkpoints (safetensors + metadata) and refresh SHA256SUMS.
 
     python -m training.export --scale 4 --sftmd-run runs/sftmd_x4 [--ikc-run runs/ikc_x4] [--out checkpoints]
+    python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --ikc-run runs/c4/best.safetensors
+
+--sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
+one of its state files (best.safetensors: the state that converged best in validation).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
-from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, save_modules, sftmd_path, write_manifest
+from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, read_file, read_pca, save_modules, sftmd_path, write_manifest
 
 from .common import TrainConfig, load_state, read_state
 from .train_sftmd import build_sftmd
@@ -48,25 +53,35 @@ def _common_metadata(config: TrainConfig, meta: dict, run: Path, data: dict) -> 
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}) into `out`; returns the written paths."""
-    state = sftmd_run / "state.safetensors"
-    config = TrainConfig.from_dict(read_state(state)[1]["config"])
-    if config.scale != scale:
-        raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
-    sftmd = build_sftmd(config)
-    pca, meta = load_state(state, {"sftmd": sftmd}, None)
     data = data_summary(data_dir)
-    written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
-                            {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()},
-                            storage_dtype({"sftmd": sftmd}))]
+    if sftmd_run.is_file():  # a shipped checkpoint: kept as it is
+        tensors, metadata = read_file(sftmd_run)
+        if metadata["scale"] != scale:
+            raise SystemExit(f"{sftmd_run} is an x{metadata['scale']} checkpoint, not x{scale}")
+        pca, target = read_pca(tensors), sftmd_path(scale, out)
+        if not target.exists() or not target.samefile(sftmd_run):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sftmd_run, target)
+        written = [target]
+    else:
+        state = sftmd_run / "state.safetensors"
+        config = TrainConfig.from_dict(read_state(state)[1]["config"])
+        if config.scale != scale:
+            raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
+        sftmd = build_sftmd(config)
+        pca, meta = load_state(state, {"sftmd": sftmd}, None)
+        written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
+                                {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()},
+                                storage_dtype({"sftmd": sftmd}))]
     if ikc_run is not None:
-        ikc_state = ikc_run / "state.safetensors"
+        ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
         ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
         estimator = EstimatorConfig(nf=ikc_config.estimator_nf)
         predictor, corrector = Predictor(estimator), Corrector(estimator)
         own_pca, ikc_meta = load_state(ikc_state, {"predictor": predictor, "corrector": corrector}, None)
         if not np.array_equal(own_pca.matrix, pca.matrix):
             raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
-        metadata = {**_common_metadata(ikc_config, ikc_meta, ikc_run, data), "estimator": estimator.to_dict(),
+        metadata = {**_common_metadata(ikc_config, ikc_meta, ikc_state.parent, data), "estimator": estimator.to_dict(),
                     "sftmd_step": ikc_meta.get("sftmd_step")}
         estimators = {"predictor": predictor, "corrector": corrector}
         written.append(save_modules(estimators_path(scale, out), estimators, pca, metadata, storage_dtype(estimators)))
@@ -80,8 +95,9 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
-    parser.add_argument("--sftmd-run", required=True, type=Path)
-    parser.add_argument("--ikc-run", type=Path, help="Predictor/Corrector run (omit for SFTMD only)")
+    parser.add_argument("--sftmd-run", required=True, type=Path, help="SFTMD run folder or shipped checkpoint")
+    parser.add_argument("--ikc-run", type=Path, help="Predictor/Corrector run folder or state file (omit for SFTMD "
+                                                     "only)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
