@@ -3,7 +3,7 @@
     python -m training.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
-                                   [--estimation-crop 0] [--window-gap]
+                                   [--estimation-crop 0] [--window-gap] [--best-render]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
 ends and middle) and shrunk with the one `ikc` degradation. IKC then runs from each start: `predictor` (step 0
@@ -116,6 +116,17 @@ def window_gap(model: ikc.IKC, whole_image: ikc.IKC, cases: list[Case], iteratio
             "whole_error": round(float(np.abs(whole - truth).mean()), 4)}
 
 
+def best_render_offsets(model: ikc.IKC, cases: list[Case], offsets: np.ndarray) -> dict[float, float]:
+    """Per true width: the mean offset (assumed - true width) at which SFTMD, told a Gaussian of the assumed
+    width, scores its best PSNR-Y; the width a Corrector would have to settle on for the best picture."""
+    best: dict[float, list[float]] = {}
+    for case in cases:
+        scores = [ikc.psnr_y(model.super_resolve(case.lr, ikc.gaussian_kernel(max(case.width + float(o), 0.2))),
+                             case.hr, model.scale) for o in offsets]
+        best.setdefault(case.width, []).append(float(offsets[int(np.argmax(scores))]))
+    return {width: round(float(np.mean(values)), 3) for width, values in best.items()}
+
+
 def default_widths(scale: int) -> list[float]:
     """Three of the scale's Gaussian8 widths: both ends and the middle."""
     widths = GAUSSIAN8[scale]
@@ -166,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
     parser.add_argument("--window-gap", action="store_true",
                         help="also compare the final width of the fast loop with the whole-image loop's")
+    parser.add_argument("--best-render", action="store_true",
+                        help="also find, per true width, the assumed width offset SFTMD renders best (-0.6..0.6)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
@@ -192,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)
         print("fast loop vs whole image, final width:", summary["window_gap"])
+    if args.best_render:
+        summary["best_render_offset"] = best_render_offsets(model, cases, np.round(np.arange(-0.6, 0.61, 0.1), 2))
+        print("offset of the width SFTMD renders best, per true width:", summary["best_render_offset"])
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     if args.plot:
