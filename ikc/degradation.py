@@ -112,6 +112,12 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size part of an (H, W, ...) array (all of it along a side shorter than size)."""
+    top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
+    return image[top:top + size, left:left + size]
+
+
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """Round to the nearest 8-bit level, clamped to [0, 1], as saving to PNG does."""
     return torch.round(images.clamp(0, 1) * 255) / 255

@@ -25,15 +25,19 @@ def high_pass(pixels: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]) / 6.0
 
 
+def blocks(image: np.ndarray, block: int) -> np.ndarray:
+    """The whole block x block tiles of an (H, W, C) array, as (rows, block, cols, block, C)."""
+    height, width = image.shape[0] // block * block, image.shape[1] // block * block
+    return image[:height, :width].reshape(height // block, block, width // block, block, -1)
+
+
 def estimate_noise(pixels: np.ndarray) -> float:
     """Noise sigma (0-255 scale) of an (H, W, 3) uint8 image with white Gaussian noise; about 0.3-0.5 on clean
     photos (measured on held-out photos; see training/LOG.md)."""
     residual = high_pass(pixels)
     block = max(1, min(BLOCK, *residual.shape[:2]))
-    height, width = residual.shape[0] // block * block, residual.shape[1] // block * block
-    blocks = residual[:height, :width].reshape(height // block, block, width // block, block, -1)
-    rms = np.sqrt((blocks ** 2).mean(axis=(1, 3, 4))).ravel()
-    inner = pixels[1:-1, 1:-1][:height, :width].reshape(height // block, block, width // block, block, -1)
+    rms = np.sqrt((blocks(residual, block) ** 2).mean(axis=(1, 3, 4))).ravel()
+    inner = blocks(pixels[1:-1, 1:-1], block)  # the pixels each residual block was computed at
     clipped = ((inner == 0) | (inner == 255)).any(axis=(1, 3, 4)).ravel()
     if (~clipped).sum() >= BLOCK:
         rms = rms[~clipped]

@@ -221,9 +221,10 @@ class IKC:
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
-                change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
-                turned = self.halve_reversals and change * last_change < 0
-                code, last_change = code + (0.5 if turned else 1.0) * update, change
+                if self.halve_reversals:
+                    change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
+                    update, last_change = update / 2 if change * last_change < 0 else update, change
+                code = code + update
             if index < iterations or whole:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)
@@ -287,6 +288,13 @@ def _configs(metadata: dict, path: Path, key: str, config_type):
         raise CheckpointError(f"{path}: metadata has no usable '{key}' architecture ({error})") from None
 
 
+def load_sftmd(path: Path) -> tuple[SFTMD, KernelPCA, dict]:
+    """The SFTMD of one checkpoint file, its kernel PCA and metadata; CheckpointError when unusable."""
+    tensors, metadata = read_file(path)
+    sftmd = load_module(SFTMD(_configs(metadata, path, "sftmd", SFTMDConfig)), tensors, "sftmd", path)
+    return sftmd, read_pca(tensors), metadata
+
+
 def available_scales(folder: Path = CHECKPOINT_DIR) -> list[int]:
     """Scales for which an SFTMD checkpoint exists in `folder`."""
     return [s for s in SCALES if sftmd_path(s, folder).is_file()]
@@ -303,11 +311,9 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
         raise CheckpointError(f"no checkpoint for x{scale} in {folder} (available: "
                               f"{', '.join(f'x{s}' for s in have) or 'none'}); train one with "
                               f"`python -m training.train_sftmd` and export it with `python -m training.export`")
-    tensors, metadata = read_file(path)
-    sftmd = load_module(SFTMD(_configs(metadata, path, "sftmd", SFTMDConfig)), tensors, "sftmd", path)
+    sftmd, pca, metadata = load_sftmd(path)
     if sftmd.config.scale != scale:
         raise CheckpointError(f"{path} holds an x{sftmd.config.scale} network, not x{scale}")
-    pca = read_pca(tensors)
     predictor = corrector = None
     estimators = estimators_path(scale, folder)
     if estimators.is_file():

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ikc.checkpoint import read_file, read_pca
-from ikc.degradation import degrade, gaussian_kernel, modcrop
+from ikc.degradation import centre_crop, degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
 from ikc.kernel_code import KernelPCA, encode
 from ikc.metrics import psnr_y_torch
@@ -269,11 +269,12 @@ class RunLog:
 
 
 def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | None, world: int, log: RunLog,
-                  train_step: Callable[[int], dict[str, float]], validate: Callable[[], tuple[str, float]],
+                  train_step: Callable[[int], dict[str, float]], validate: Callable[[int, float], tuple[str, float]],
                   checkpoint: Callable[[int, float], None], desc: str) -> int:
     """Steps until `limit`, the time budget or a stop signal; logs, validates, checkpoints every few minutes.
 
-    train_step(step) returns its losses (key "loss" is the total); validate returns (log text, value);
+    train_step(step) returns its losses (key "loss" is the total); validate(step, seconds_in_this_process)
+    returns (log text, value);
     checkpoint(step, seconds_in_this_process) saves the state. Returns the last step.
     """
     start = last_save = time.time()
@@ -287,7 +288,7 @@ def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | N
             if log.enabled and step % 20 == 0:
                 log.metrics(step, losses["loss"], time.time() - start)
             if log.enabled and step % config.validate_every == 0:
-                text, value = validate()
+                text, value = validate(step, time.time() - start)
                 log.line(f"step {step} {text}")
                 log.metrics(step, losses["loss"], time.time() - start, value)
             if time.time() - last_save > config.checkpoint_minutes * 60:
@@ -308,8 +309,7 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
     triples = []
     for path in held:
         image = load_image(path)
-        top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
-        hr_pixels = modcrop(image[max(top, 0):max(top, 0) + crop, max(left, 0):max(left, 0) + crop], config.scale)
+        hr_pixels = modcrop(centre_crop(image, crop), config.scale)
         hr = torch.from_numpy(np.ascontiguousarray(hr_pixels)).permute(2, 0, 1)[None].float() / 255
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)

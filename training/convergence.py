@@ -40,17 +40,11 @@ class Case:
     width: float
 
 
-def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central size x size part of an image (all of it along a side shorter than size)."""
-    top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
-    return image[top:top + size, left:left + size]
-
-
 def make_cases(photos: list[tuple[str, np.ndarray]], scale: int, widths: list[float], crop: int) -> list[Case]:
     """Each photo's centre crop (modcropped) degraded with each width, no noise."""
     cases = []
     for name, image in photos:
-        hr = ikc.modcrop(centre_crop(image, crop), scale)
+        hr = ikc.modcrop(ikc.centre_crop(image, crop), scale)
         for width in widths:
             lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(width)), scale)
             cases.append(Case(name, hr, lr, float(width)))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ikc.degradation import centre_crop
 from ikc.imageio import load_image
 
 from .dataset import list_images
@@ -29,9 +30,8 @@ def pack(data: Path, out: Path, crop: int, quality: int) -> int:
     total = 0
     for path in list_images(data):
         pixels = load_image(path)  # the loader training reads the photos with
-        top, left = max(0, (pixels.shape[0] - crop) // 2), max(0, (pixels.shape[1] - crop) // 2)
         target = out / f"{path.stem}.jpg"
-        Image.fromarray(pixels[top:top + crop, left:left + crop]).save(target, "JPEG", quality=quality, subsampling=0)
+        Image.fromarray(centre_crop(pixels, crop)).save(target, "JPEG", quality=quality, subsampling=0)
         total += target.stat().st_size
     return total
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from typing import Callable
 from pathlib import Path
 
@@ -26,12 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig
-from ikc.checkpoint import load_module, read_file, read_pca
+from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
-from ikc.pipeline import IKC
+from ikc.pipeline import IKC, load_sftmd
 
 from .common import (RunLog, TrainConfig, add_run_arguments, load_state, prepare_device, rate_schedule, read_state,
                      save_state, setup_distributed, start_from_checkpoint, training_loop)
@@ -88,9 +86,8 @@ def perturbed_codes(codes: torch.Tensor, sigma: torch.Tensor, noise: torch.Tenso
 def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int]:
     """The SFTMD to train against, its PCA and step: from a run folder's state or a shipped checkpoint file."""
     if source.is_file():
-        tensors, metadata = read_file(source)
-        sftmd = load_module(SFTMD(SFTMDConfig(**metadata["sftmd"])), tensors, "sftmd", source)
-        return sftmd.to(memory_format=CL), read_pca(tensors), metadata["training"]["steps"]
+        sftmd, pca, metadata = load_sftmd(source)
+        return sftmd.to(memory_format=CL), pca, metadata["training"]["steps"]
     state = source / "state.safetensors"
     sftmd = build_sftmd(TrainConfig.from_dict(read_state(state)[1]["config"]))  # its own architecture
     pca, meta = load_state(state, {"sftmd": sftmd}, None)
@@ -136,10 +133,9 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         own_pca = pca
     if not np.array_equal(own_pca.matrix, pca.matrix):
         raise SystemExit(f"the Predictor/Corrector were trained with another kernel PCA than {sftmd_run}")
-    train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
+    train_paths, held_out = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
-    _, held_out = split_holdout(list_images(data_dir), config.holdout_images)
     cases = make_cases([(p.name, load_image(p)) for p in held_out], config.scale, config.validation_sigmas,
                        VALIDATION_CROP) if rank == 0 else []
     model = IKC(sftmd, pca, predictor, corrector)
@@ -158,10 +154,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         criterion(p_net(batch.lr), batch.code).backward()
         optimizer.step()  # the Corrector has no gradients here, so Adam leaves it alone
 
-    current = {"step": step}
-
     def train_step(at: int) -> dict[str, float]:
-        current["step"] = at + 1
         for group in optimizer.param_groups:
             group["lr"] = rate(at)
         for _ in range(config.predictor_steps - 1 if config.train_predictor else 0):
@@ -186,18 +179,15 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         optimizer.step()
         return {"loss": (loss_p + loss_c).item(), "p": loss_p.item(), "c": loss_c.item()}
 
-    clock = {"start": time.time()}
-
     def meta(at: int, seconds: float) -> dict:
         return {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run), "sftmd_step": sftmd_step,
                 "val_width_error": last["error"], "train_seconds": elapsed_before + seconds}
 
-    def run_validation() -> tuple[str, float]:
+    def run_validation(at: int, seconds: float) -> tuple[str, float]:
         text, last["error"] = validate(model, cases, VALIDATION_STEPS)
         if last["error"] < last["best"]:  # keep the state that converges best
             last["best"] = last["error"]
-            save_state(run_dir / "best.safetensors", modules, optimizer, pca,
-                       meta(current["step"], time.time() - clock["start"]))
+            save_state(run_dir / "best.safetensors", modules, optimizer, pca, meta(at, seconds))
         return text, last["error"]
 
     def checkpoint(at: int, seconds: float) -> None:

@@ -81,7 +81,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         optimizer.step()
         return {"loss": loss.item()}
 
-    def run_validation() -> tuple[str, float]:
+    def run_validation(at: int, seconds: float) -> tuple[str, float]:
         psnr = validate(model, triples, codes)
         last.update(psnr=psnr, best=max(last["best"], psnr))
         return f"val_psnr_y {psnr:.3f}", psnr

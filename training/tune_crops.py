@@ -19,6 +19,7 @@ from ikc.checkpoint import CHECKPOINT_DIR
 
 from .common import TrainConfig
 from .dataset import list_images, split_holdout
+from .convergence import make_cases
 from .evaluate import GAUSSIAN8
 
 
@@ -36,13 +37,8 @@ def parse_settings(text: str) -> dict[str, tuple[int, int]]:
 def held_out_pairs(data: Path, scale: int, crop: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(HR, LR) pairs: each held-out photo's centre crop, degraded with each Gaussian8 width."""
     _, held_out = split_holdout(list_images(data), TrainConfig.holdout_images)
-    pairs = []
-    for path in held_out:
-        photo = ikc.load_image(path)
-        top, left = max(0, (photo.shape[0] - crop) // 2), max(0, (photo.shape[1] - crop) // 2)
-        hr = ikc.modcrop(photo[top:top + crop, left:left + crop], scale)
-        pairs += [(hr, ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale)) for sigma in GAUSSIAN8[scale]]
-    return pairs
+    cases = make_cases([(path.name, ikc.load_image(path)) for path in held_out], scale, GAUSSIAN8[scale], crop)
+    return [(case.hr, case.lr) for case in cases]
 
 
 def final_psnr(model: ikc.IKC, pairs: list[tuple[np.ndarray, np.ndarray]], iterations: int) -> float:
