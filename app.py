@@ -259,6 +259,7 @@ class RunResult:
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
     download: Path | None = None
     shown: int = 0  # the step the viewer shows: a queued render of a step the user has left is skipped
+    playing: bool = False  # Play is stepping through: scrubbing stops it, so a tick already on its way is dropped
     bicubic: bytes = field(init=False)  # the bicubic enlargement, packed
 
     def __post_init__(self) -> None:
@@ -428,6 +429,34 @@ class Viewer:
             updates[self.scores] = scores_figure(run, index)
         return updates
 
+    def stop(self, run: RunResult | None) -> dict:
+        """Stop Play: the timer and any tick already on its way."""
+        if run is not None:
+            run.playing = False
+        return {self.timer: gr.Timer(active=False)}
+
+    def scrub(self, run: RunResult | None, index: float) -> dict:
+        """The slider moved: show that step (what is stored, at once) and stop Play."""
+        stopped = self.stop(run)
+        return stopped if run is None else {**stopped, **self.show(run, min(int(index), run.iterations))}
+
+    def play_from(self, run: RunResult | None, index: float) -> dict:
+        """Play: step on from the shown step once a second (from step 0 when the last one is shown)."""
+        if run is None or not run.steps:
+            return self.stop(run)
+        run.playing = True
+        start = 0 if int(index) >= len(run.steps) - 1 else int(index)
+        return {self.timer: gr.Timer(active=True), **self.show(run, start)}
+
+    def tick(self, run: RunResult | None, index: float) -> dict:
+        """A Play tick: the next step once the shown one's image is there; nothing once the user has scrubbed."""
+        if run is None or not run.playing or int(index) + 1 >= len(run.steps):
+            return self.stop(run)
+        if int(index) not in run.images:  # Play waits while the shown step's image is being rendered
+            return gr.skip()
+        updates = self.show(run, int(index) + 1)
+        return updates if run.playing else gr.skip()  # scrubbed while this step was drawn: the user's step stays
+
     def render_shown(self, run: RunResult | None) -> dict:
         """Render the shown step's missing image (the model's job) and show it; if none is missing, change nothing."""
         if run is None or run.shown >= len(run.steps) or run.shown in run.images:
@@ -474,27 +503,10 @@ def wire_viewer(viewer: Viewer, state: gr.State) -> None:
     renders a missing image once, in the model's slot like runs, and keeps it."""
     outputs = viewer.step_components()
 
-    def scrub(run: RunResult | None, index: float) -> dict:
-        updates = {viewer.timer: gr.Timer(active=False)}
-        return updates if run is None else {**updates, **viewer.show(run, min(int(index), run.iterations))}
-
-    def play(run: RunResult | None, index: float) -> dict:
-        if run is None or not run.steps:
-            return {viewer.timer: gr.Timer(active=False)}
-        start = 0 if int(index) >= len(run.steps) - 1 else int(index)
-        return {viewer.timer: gr.Timer(active=True), **viewer.show(run, start)}
-
-    def tick(run: RunResult | None, index: float) -> dict:
-        if run is None or int(index) + 1 >= len(run.steps):
-            return {viewer.timer: gr.Timer(active=False)}
-        if int(index) not in run.images:  # Play waits while the shown step's image is being rendered
-            return gr.skip()
-        return viewer.show(run, int(index) + 1)
-
     light = {"inputs": [state, viewer.slider], "outputs": [viewer.timer, *outputs], "concurrency_limit": None,
              "api_visibility": "private", "show_progress": "hidden"}
-    looks = [viewer.slider.input(scrub, trigger_mode="always_last", **light), viewer.play.click(play, **light),
-             viewer.timer.tick(tick, **light)]
+    looks = [viewer.slider.input(viewer.scrub, trigger_mode="always_last", **light),
+             viewer.play.click(viewer.play_from, **light), viewer.timer.tick(viewer.tick, **light)]
     for look in looks:  # always_last: looks while a render is pending collapse into one more
         look.then(viewer.render_shown, state, outputs, trigger_mode="always_last", concurrency_id="model",
                   concurrency_limit=1, api_visibility="private", show_progress="hidden")

@@ -185,3 +185,20 @@ def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path)
     assert sorted(run.images) == sorted(run.scores) == [0, 1, 2, 3] and len(codes) == 4
     assert viewer.scores in updates[-1] and updates[-1][viewer.slider].value == 3
     assert viewer.render_shown(run) == gr.skip() and len(codes) == 4
+
+
+def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted_model, tmp_path):
+    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
+    model, _ = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    hr = photo("astronaut")[128:384, 128:384]
+    run = app.RunResult(ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4), 4, 3,
+                        app.Truth(hr, ikc.gaussian_kernel(2.0), 2.0, 0.0, ""))
+    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True))
+    started = viewer.play_from(run, 3)  # from the last step: Play starts over
+    assert started[viewer.timer].active and run.shown == 0 and run.playing
+    assert viewer.tick(run, 0)[viewer.slider].value == 1 and run.shown == 1
+    scrubbed = viewer.scrub(run, 0)
+    assert not scrubbed[viewer.timer].active and run.shown == 0 and not run.playing
+    late = viewer.tick(run, 0)  # fired before the scrub's reply stopped the timer, with the new slider value
+    assert viewer.slider not in late and not late[viewer.timer].active and run.shown == 0
