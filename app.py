@@ -154,7 +154,7 @@ def read_photo(payload: Any, max_pixels: int, min_size: int) -> ikc.ImageData:
     pixels = np.asarray(Image.fromarray(image.pixels).resize(size, Image.Resampling.LANCZOS))
     note = (f"downscaled from {width}x{height} to {size[0]}x{size[1]} px, so that the result stays within "
             f"{MAX_RESULT_SIDE}x{MAX_RESULT_SIDE} px")
-    return ikc.ImageData(pixels, image.notes + [note])
+    return ikc.ImageData(pixels, image.notes + [note], image.jpeg_quality)
 
 
 def notes_line(notes: list[str]) -> str:
@@ -536,11 +536,19 @@ def step_record(step: ikc.Step) -> dict:
             "code": [round(float(v), 6) for v in step.code], "kernel": np.round(step.kernel, 6).tolist()}
 
 
+def checked_jpeg_quality(value: Any) -> int | None:
+    """A JPEG quality from the page or the API: None, empty or 0 mean none (lossless); else 1-100."""
+    if value is None or value == "" or value == 0:
+        return None
+    return ikc.check_jpeg_quality(checked_whole("JPEG quality", value, *ikc.JPEG_QUALITIES))
+
+
 def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, sigma_y: Any, angle: Any,
-                    noise: Any, scale: Any) -> tuple[np.ndarray, Truth, list[str], int]:
+                    noise: Any, jpeg: Any, scale: Any) -> tuple[np.ndarray, Truth, list[str], int]:
     """Degrade the lab's sharp photo as asked: (LR image, truth, notes on the input, scale)."""
     scale = checked_scale(scale)
     noise = checked_number("noise sigma", noise, 0, MAX_NOISE)
+    quality = checked_jpeg_quality(jpeg)
     if anisotropic:
         kernel = ikc.anisotropic_gaussian_kernel(checked_number("sigma_x", sigma_x, *WIDTH_LIMITS),
                                                  checked_number("sigma_y", sigma_y, *WIDTH_LIMITS),
@@ -548,14 +556,14 @@ def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, s
     else:
         kernel = ikc.gaussian_kernel(checked_number("kernel width", width, *WIDTH_LIMITS))
     photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * scale)
-    lr = ikc.degrade_image(photo.pixels, kernel, scale, noise)
+    lr = ikc.degrade_image(photo.pixels, kernel, scale, noise, jpeg_quality=quality)
     closest = float(ikc.estimate_width(kernel))
     truth = Truth(ikc.modcrop(photo.pixels, scale), kernel, closest, noise,
-                  range_warning(scale, closest, bool(anisotropic), noise))
+                  range_warning(scale, closest, bool(anisotropic), noise, quality))
     return lr, truth, photo.notes, scale
 
 
-def range_warning(scale: int, width: float, anisotropic: bool, noise: float) -> str:
+def range_warning(scale: int, width: float, anisotropic: bool, noise: float, jpeg_quality: int | None = None) -> str:
     """Why a degradation lies outside what the `scale` model was trained on ("" when it does not)."""
     ranges = training_range(scale)
     if ranges is None:
@@ -566,6 +574,8 @@ def range_warning(scale: int, width: float, anisotropic: bool, noise: float) -> 
         reasons.append(f"width {width:.2f} is outside {low:g}-{high:g}")
     if not noise_low <= noise <= noise_high:
         reasons.append(f"noise {noise:g} is outside {noise_low:g}-{noise_high:g}")
+    if jpeg_quality is not None:
+        reasons.append(f"JPEG compression at quality {jpeg_quality} (training images were stored losslessly)")
     return ("**Outside the training range** (" + "; ".join(reasons) + "): IKC has never seen such a blur, "
             "so watch how it copes.") if reasons else ""
 
@@ -678,6 +688,8 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                 sigma_y = gr.Slider(*WIDTH_LIMITS, value=3.0, step=0.05, label="sigma_y")
                 angle = gr.Slider(-90, 90, value=30, step=1, label="angle (degrees)")
             noise = gr.Slider(0, MAX_NOISE, value=0, step=0.5, label="Noise sigma (0-255 scale)")
+            jpeg = gr.Slider(0, 95, value=0, step=1, label="JPEG quality of the LR image (0: none, stored losslessly)",
+                             elem_id="lab-jpeg")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
             lr_view = gr.Image(label="Low-resolution input (what IKC sees)", format="png", interactive=False,
                                height=200, buttons=["download"])
@@ -691,7 +703,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             viewer = build_viewer("lab", with_truth=True)
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
     wire_viewer(viewer, state)
-    settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, scale]
+    settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, jpeg, scale]
 
     def preview(*values: Any) -> dict:
         if values[0] is None:
@@ -704,11 +716,12 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
         return {lr_view: lr, lr_note: text, viewer.true_kernel: truth_picture(truth)}
 
     def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
-                angle_value: Any, noise_value: Any, scale_value: Any, steps: Any,
+                angle_value: Any, noise_value: Any, jpeg_value: Any, scale_value: Any, steps: Any,
                 request: gr.Request) -> Iterator[dict]:
         with user_errors():
             lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
-                                                       sigma_y_value, angle_value, noise_value, scale_value)
+                                                       sigma_y_value, angle_value, noise_value, jpeg_value,
+                                                       scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             model = model_for(factor)
             run = RunResult(lr, factor, count, truth)
@@ -718,7 +731,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                   upload_stem(payload), notes, fill_in=True)
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
-           noise.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
+           noise.release, jpeg.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
           preprocess=False, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
     outputs = [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download]
     event = run_button.click(run_lab, [*settings, iterations], outputs, preprocess=False, concurrency_id="model",
@@ -795,22 +808,27 @@ def build_api() -> None:
         width = gr.Number(2.0, label="kernel_width")
         noise = gr.Number(0.0, label="noise_sigma")
         scale = gr.Number(4, label="scale", precision=0)
+        jpeg = gr.Number(None, label="jpeg_quality", precision=0)
         iterations = gr.Number(DEFAULT_ITERATIONS, label="iterations", precision=0)
         lr_out = gr.Image(format="png", label="lr_image")
         sr_out = gr.Image(format="png", label="sr_image")
         info = gr.JSON(label="info")
         degrade_button, sr_button = gr.Button(), gr.Button()
 
-    def degrade(payload: Any, width_value: Any, noise_value: Any, scale_value: Any) -> tuple[np.ndarray, dict]:
-        """Blur, downscale and add noise to a sharp photo: (LR image, info on what was done)."""
+    def degrade(payload: Any, width_value: Any, noise_value: Any, scale_value: Any,
+                jpeg_value: Any = None) -> tuple[np.ndarray, dict]:
+        """Blur, downscale and add noise to a sharp photo, then save it as JPEG when a quality is given:
+        (LR image, info on what was done)."""
         with user_errors():
             factor = checked_scale(scale_value)
             kernel_width = checked_number("kernel width", width_value, *WIDTH_LIMITS)
             noise_sigma = checked_number("noise sigma", noise_value, 0, MAX_NOISE)
+            quality = checked_jpeg_quality(jpeg_value)
             photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * factor)
-            lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(kernel_width), factor, noise_sigma)
+            lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(kernel_width), factor, noise_sigma,
+                                   jpeg_quality=quality)
             return lr, {"kernel_width": kernel_width, "noise_sigma": noise_sigma, "scale": factor,
-                        "lr_size": [lr.shape[1], lr.shape[0]], "notes": photo.notes}
+                        "jpeg_quality": quality, "lr_size": [lr.shape[1], lr.shape[0]], "notes": photo.notes}
 
     def super_resolve(payload: Any, scale_value: Any, iterations_value: Any) -> Iterator[tuple[Any, dict]]:
         """Blind SR, streaming each step: (final SR image once ready, per-step data so far)."""
@@ -824,7 +842,7 @@ def build_api() -> None:
                 yield step.sr, {"scale": factor, "lr_size": [photo.pixels.shape[1], photo.pixels.shape[0]],
                                 "notes": photo.notes, "steps": records}
 
-    degrade_button.click(degrade, [image, width, noise, scale], [lr_out, info], api_name="degrade",
+    degrade_button.click(degrade, [image, width, noise, scale, jpeg], [lr_out, info], api_name="degrade",
                          preprocess=False)
     sr_button.click(super_resolve, [image, scale, iterations], [sr_out, info], api_name="super_resolve",
                     preprocess=False, concurrency_id="model", concurrency_limit=1)

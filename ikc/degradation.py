@@ -1,19 +1,24 @@
-"""The degradation model LR = (k * HR)↓s + n: one implementation for training, evaluation and the app.
+"""The degradation model LR = JPEG_q(round8((k * HR)↓s + n)): one implementation for training, evaluation and
+the app. The JPEG step is optional (quality None: the LR image is stored losslessly, the model of the paper).
 
 Images are float tensors in [0, 1], shaped (B, C, H, W). Kernels are (B, K, K) or (K, K).
 """
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .imageio import to_pixels, to_tensor
 
 KERNEL_SIZE = 21
+JPEG_QUALITIES = (1, 100)  # Pillow's quality range; the web uses about 30-95
 
 
 def gaussian_kernel(sigma: float, size: int = KERNEL_SIZE) -> np.ndarray:
@@ -131,25 +136,66 @@ def add_noise(images: torch.Tensor, noise_sigma: torch.Tensor | float,
     return images + noise * sigma
 
 
+def check_jpeg_quality(quality: int | None) -> int | None:
+    """`quality` as an int in JPEG_QUALITIES (or None: no compression); ValueError says the range otherwise."""
+    if quality is None:
+        return None
+    low, high = JPEG_QUALITIES
+    try:
+        whole = not isinstance(quality, bool) and float(quality).is_integer() and low <= float(quality) <= high
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ValueError(f"JPEG quality must be a whole number from {low} to {high} (or none); got {quality!r}")
+    return int(float(quality))
+
+
+def jpeg_compress(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """An (H, W, 3) uint8 image saved as JPEG at `quality` and decoded again: Pillow's libjpeg with its
+    defaults (4:2:0 chroma at quality < 95), as cameras and web pages store photos."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=check_jpeg_quality(quality))
+    with Image.open(buffer) as image:
+        return np.asarray(image.convert("RGB")).copy()
+
+
+def compress_batch(images: torch.Tensor, qualities: Sequence[int | None]) -> torch.Tensor:
+    """`jpeg_compress` for each 8-bit image of a (B, 3, H, W) batch in [0, 1] at its own quality (None: as is)."""
+    out = images.clone()
+    for index, quality in enumerate(qualities):
+        if quality is not None:
+            pixels = (images[index] * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            decoded = torch.from_numpy(jpeg_compress(pixels, quality)).permute(2, 0, 1)
+            out[index] = decoded.to(images.device, images.dtype) / 255
+    return out
+
+
 def degrade(hr: torch.Tensor, kernels: torch.Tensor, scale: int,
             noise_sigma: torch.Tensor | float = 0.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """LR = round8((kernel * HR) bicubic-downsampled by `scale` + noise); HR must be modcropped."""
+            generator: torch.Generator | None = None,
+            jpeg_quality: Sequence[int | None] | int | None = None) -> torch.Tensor:
+    """LR = round8((kernel * HR) bicubic-downsampled by `scale` + noise), then saved as JPEG at `jpeg_quality`
+    (one for the batch or one per image; None: lossless); HR must be modcropped."""
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"HR size {height}x{width} is not a multiple of scale {scale}: modcrop it first")
     lr = imresize(blur(hr, torch.as_tensor(kernels)), size=(height // scale, width // scale))
     if torch.as_tensor(noise_sigma).abs().max() > 0:
         lr = add_noise(lr, noise_sigma, generator)
-    return quantize(lr)
+    lr = quantize(lr)
+    qualities = [jpeg_quality] * len(lr) if jpeg_quality is None or isinstance(jpeg_quality, (int, np.integer)) \
+        else list(jpeg_quality)
+    return lr if all(q is None for q in qualities) else compress_batch(lr, qualities)
 
 
 def degrade_image(hr_pixels: np.ndarray, kernel: np.ndarray, scale: int, noise_sigma: float = 0.0,
-                  seed: int = 0) -> np.ndarray:
-    """`degrade` for one (H, W, 3) uint8 image: modcrops it, returns the LR uint8 image (seeded noise)."""
+                  seed: int = 0, jpeg_quality: int | None = None) -> np.ndarray:
+    """`degrade` for one (H, W, 3) uint8 image: modcrops it, returns the LR uint8 image (seeded noise, then
+    JPEG at `jpeg_quality` when given)."""
     hr = to_tensor(modcrop(hr_pixels, scale))
     generator = torch.Generator().manual_seed(seed)
-    return to_pixels(degrade(hr, torch.as_tensor(kernel, dtype=torch.float32), scale, noise_sigma, generator))
+    return to_pixels(degrade(hr, torch.as_tensor(kernel, dtype=torch.float32), scale, noise_sigma, generator,
+                             check_jpeg_quality(jpeg_quality)))
 
 
 def upscale_bicubic(lr_pixels: np.ndarray, scale: int) -> np.ndarray:

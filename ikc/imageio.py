@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,34 @@ class ImageError(ValueError):
 @dataclass
 class ImageData:
     pixels: np.ndarray  # (H, W, 3) uint8 RGB
-    notes: list[str] = field(default_factory=list)  # what was done on purpose (alpha, frames, ...)
+    notes: list[str] = field(default_factory=list)  # what was done on purpose (alpha, frames, ...) or found
+    jpeg_quality: int | None = None  # the quality a JPEG file was saved at, read from its tables; None if not JPEG
+
+
+@lru_cache(maxsize=1)
+def _libjpeg_tables() -> np.ndarray:
+    """(100, 64) luminance quantisation tables libjpeg writes at qualities 1..100."""
+    tables = []
+    for quality in range(1, 101):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="JPEG", quality=quality)
+        with Image.open(buffer) as image:
+            tables.append(np.asarray(image.quantization[0], np.float64))
+    return np.stack(tables)
+
+
+def jpeg_quality(image: Image.Image) -> int | None:
+    """The quality (1-100, libjpeg's scale) whose luminance table is closest to the file's; None if not a JPEG.
+
+    Cameras and editors that use their own tables get the nearest libjpeg quality: an estimate, "about q".
+    """
+    tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+    if not tables:
+        return None
+    luminance = np.asarray(tables[min(tables)], np.float64)
+    if luminance.size != 64:
+        return None
+    return int(np.abs(np.log(_libjpeg_tables()) - np.log(luminance)).mean(1).argmin()) + 1
 
 
 def _open(source: str | Path | bytes, name: str) -> Image.Image:
@@ -60,6 +88,7 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
     """Decode a file or bytes into 8-bit RGB, upright per EXIF; raise ImageError on anything unusable."""
     name = "the uploaded data" if isinstance(source, bytes) else Path(source).name
     notes: list[str] = []
+    quality = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -72,6 +101,9 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
                     notes.append(f"animated or multi-page image: only the first of {image.n_frames} frames is used")
                     image.seek(0)
                 image.load()
+                quality = jpeg_quality(image)
+                if quality is not None:
+                    notes.append(f"JPEG, quality about {quality}")
                 if image.getexif().get(ORIENTATION, 1) in range(2, 9):
                     notes.append("turned upright as its EXIF orientation says")
                 pixels = np.asarray(to_rgb8(ImageOps.exif_transpose(image), notes), np.uint8).copy()
@@ -88,7 +120,7 @@ def read_image(source: str | Path | bytes, min_size: int = 1) -> ImageData:
     if min(pixels.shape[:2]) < min_size:
         raise ImageError(f"{name}: {pixels.shape[1]}x{pixels.shape[0]} px is too small "
                          f"(at least {min_size}x{min_size} px needed)")
-    return ImageData(pixels, notes)
+    return ImageData(pixels, notes, quality)
 
 
 def load_image(source: str | Path | bytes, min_size: int = 1) -> np.ndarray:

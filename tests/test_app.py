@@ -29,9 +29,12 @@ def test_degrade_returns_the_lr_image_first(client, tmp_path):
     lr_path, info = client.predict(handle_file(str(sharp)), 2.0, 5.0, 4, api_name="/degrade")
     lr = pixels(lr_path)
     assert lr.shape == (128, 128, 3)
-    assert info["lr_size"] == [128, 128] and info["notes"] == []
+    assert info["lr_size"] == [128, 128] and info["notes"] == [] and info["jpeg_quality"] is None
     expected = ikc.degrade_image(photo("astronaut"), ikc.gaussian_kernel(2.0), 4, 5.0)
     assert np.array_equal(lr, expected), "the PNG round trip must be lossless"
+    lr_path, info = client.predict(handle_file(str(sharp)), 2.0, 5.0, 4, 70, api_name="/degrade")
+    assert info["jpeg_quality"] == 70, "the optional last argument saves the LR image as JPEG"
+    assert np.array_equal(pixels(lr_path), ikc.jpeg_compress(expected, 70))
 
 
 def test_super_resolve_streams_every_step_then_the_final_image(client, lr_file):
@@ -109,6 +112,20 @@ def test_validation_helpers():
     assert min(app.assumed_widths(0.4)) >= 0.2
     lr, hr = app.crop_pair(np.zeros((100, 120, 3)), np.zeros((400, 480, 3)), 4, 96)
     assert lr.shape[:2] == (96, 96) and hr.shape[:2] == (384, 384)
+
+
+def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_it_was_never_trained_on(tmp_path, monkeypatch):
+    app = pytest.importorskip("app")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
+    sharp = ikc.save_png(photo("astronaut")[:256, :256], tmp_path / "sharp.png")
+    settings = ({"path": str(sharp)}, 2.0, False, 1.0, 3.0, 0.0, 0.0)
+    lossless, truth, _, _ = app.lab_degradation(*settings, 0, 4)
+    compressed, jpeg_truth, _, _ = app.lab_degradation(*settings, 70, 4)
+    assert np.array_equal(compressed, ikc.jpeg_compress(lossless, 70))
+    assert truth.warning == "" and "JPEG compression at quality 70" in jpeg_truth.warning
+    assert app.checked_jpeg_quality(None) is None and app.checked_jpeg_quality(0) is None
+    with pytest.raises(ValueError, match="JPEG quality must be from 1 to 100"):
+        app.checked_jpeg_quality(101)
 
 
 def test_read_photo_downscales_to_the_limit(tmp_path, monkeypatch):

@@ -71,3 +71,45 @@ def test_degrade_refuses_unmodcropped_input_and_modcrop_fixes_it():
     pixels = np.zeros((30, 31, 3), np.uint8)
     assert ikc.modcrop(pixels, 4).shape == (28, 28, 3)
     assert ikc.degrade_image(pixels, ikc.gaussian_kernel(1.0), 4).shape == (7, 7, 3)
+
+
+def test_the_jpeg_step_is_pillows_encoder_applied_last_and_optional():
+    hr = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), np.uint8)).resize((96, 96)))
+    kernel = ikc.gaussian_kernel(1.5)
+    lossless = ikc.degrade_image(hr, kernel, 4, 5.0, seed=3)
+    compressed = ikc.degrade_image(hr, kernel, 4, 5.0, seed=3, jpeg_quality=70)
+    assert np.array_equal(compressed, ikc.jpeg_compress(lossless, 70)), "JPEG after blur, shrink, noise and rounding"
+    assert not np.array_equal(compressed, lossless)
+    assert np.array_equal(ikc.degrade_image(hr, kernel, 4, 5.0, seed=3, jpeg_quality=None), lossless)
+    assert np.abs(ikc.jpeg_compress(lossless, 95).astype(int) - lossless).mean() < \
+        np.abs(ikc.jpeg_compress(lossless, 30).astype(int) - lossless).mean(), "lower quality loses more"
+
+
+def test_a_batch_is_compressed_per_image_at_its_own_quality():
+    hr = torch.rand(3, 3, 64, 64)
+    kernels = torch.from_numpy(np.stack([ikc.gaussian_kernel(1.0)] * 3))
+    plain = ikc.degrade(hr, kernels, 2)
+    mixed = ikc.degrade(hr, kernels, 2, jpeg_quality=[None, 50, 90])
+    assert torch.equal(mixed[0], plain[0])
+    for index, quality in ((1, 50), (2, 90)):
+        pixels = (plain[index] * 255).round().byte().permute(1, 2, 0).numpy()
+        expected = torch.from_numpy(ikc.jpeg_compress(pixels, quality)).permute(2, 0, 1).float() / 255
+        assert torch.equal(mixed[index], expected)
+
+
+@pytest.mark.parametrize("bad", [0, 101, 70.5, "high", True, float("nan")])
+def test_a_bad_jpeg_quality_is_refused_with_the_range(bad):
+    with pytest.raises(ValueError, match="JPEG quality must be a whole number from 1 to 100"):
+        ikc.degrade_image(np.zeros((32, 32, 3), np.uint8), ikc.gaussian_kernel(1.0), 2, jpeg_quality=bad)
+
+
+@pytest.mark.parametrize("quality", [30, 70, 90, 95])
+def test_the_quality_of_a_jpeg_file_is_read_from_its_tables(quality):
+    import io
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buffer, format="JPEG", quality=quality)
+    image = ikc.read_image(buffer.getvalue())
+    assert image.jpeg_quality == quality and f"JPEG, quality about {quality}" in image.notes
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buffer, format="PNG")
+    assert ikc.read_image(buffer.getvalue()).jpeg_quality is None

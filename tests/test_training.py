@@ -130,6 +130,16 @@ def test_evaluate_with_two_workers_or_final_only_gives_the_same_result(tiny_chec
         evaluate.main(common + ["--workers", "0"])
 
 
+def test_evaluate_can_save_the_lr_images_as_jpeg(tiny_checkpoints, photo_dir):
+    common = ["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8", "--methods", "bicubic",
+              "--checkpoints", str(tiny_checkpoints)]
+    lossless, compressed = evaluate.main(common), evaluate.main(common + ["--jpeg-quality", "30"])
+    assert lossless["jpeg_quality"] is None and compressed["jpeg_quality"] == 30
+    assert compressed["methods"]["bicubic"]["psnr_y"] < lossless["methods"]["bicubic"]["psnr_y"]
+    with pytest.raises(SystemExit):
+        evaluate.main(common + ["--jpeg-quality", "0"])
+
+
 def test_gaussian8_defaults():
     assert evaluate.parse_sigmas(None, 4) == pytest.approx(list(np.linspace(1.8, 3.2, 8)))
     assert evaluate.parse_sigmas("1.0, 2.0", 2) == [1.0, 2.0]

@@ -5,8 +5,10 @@
                                 [--estimation-crop 0]   # the full-image loop, for comparison
                                 [--workers 2]           # pairs shared among 2 processes (2 cores: ~2x faster)
                                 [--final-only]          # no per-iteration curve: renders 2 IKC steps, not 8
+                                [--jpeg-quality 70]     # the LR images saved as JPEG at this quality
 
-Each modcropped HR image is degraded with each kernel width (ikc.degrade); methods: bicubic,
+Each modcropped HR image is degraded with each kernel width (ikc.degrade, with its JPEG step when
+--jpeg-quality is given); methods: bicubic,
 SFTMD with the true kernel (sftmd_gt), Predictor only (p_sftmd = IKC step 0) and full IKC (ikc).
 PSNR-Y and SSIM-Y with a border of `scale` px.
 """
@@ -37,11 +39,12 @@ PairScores = tuple[dict[str, tuple[float, float]], list[float]]
 
 
 def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scale: int, noise: float,
-               iterations: int, methods: tuple[str, ...], per_iteration: bool = True) -> PairScores:
+               iterations: int, methods: tuple[str, ...], per_iteration: bool = True,
+               jpeg_quality: int | None = None) -> PairScores:
     """(PSNR-Y, SSIM-Y) per method for one (image, width) pair, and IKC's PSNR-Y per step (empty without IKC
     or per_iteration; without it only steps 0 and last are rendered, about 4x faster at 7 iterations)."""
     hr = ikc.modcrop(ikc.load_image(path), scale)
-    lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index)
+    lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index, jpeg_quality=jpeg_quality)
 
     def score(sr: np.ndarray) -> tuple[float, float]:
         return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
@@ -80,13 +83,14 @@ def _score_in_worker(task: tuple) -> PairScores:
 
 
 def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: list[float], noise: float,
-             iterations: int, methods: tuple[str, ...], workers: int = 1, per_iteration: bool = True) -> dict:
+             iterations: int, methods: tuple[str, ...], workers: int = 1, per_iteration: bool = True,
+             jpeg_quality: int | None = None) -> dict:
     """Mean PSNR-Y / SSIM-Y per method over every (image, width) pair, plus IKC's PSNR-Y per iteration.
 
     With `workers` > 1 the pairs are shared among that many processes (the torch threads split between
     them); each pair keeps its noise seed, so the result is the same as with one worker.
     """
-    tasks = [(path, sigma, index, scale, noise, iterations, methods, per_iteration)
+    tasks = [(path, sigma, index, scale, noise, iterations, methods, per_iteration, jpeg_quality)
              for index, (path, sigma) in enumerate((p, s) for p in hr_paths for s in sigmas)]
     progress = dict(total=len(tasks), desc="evaluate", dynamic_ncols=True)
     if workers > 1:
@@ -97,7 +101,8 @@ def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: li
     else:
         pair_scores = [score_pair(model, *task) for task in tqdm(tasks, **progress)]
     result = {
-        "scale": scale, "sigmas": [round(float(s), 4) for s in sigmas], "noise": noise, "iterations": iterations,
+        "scale": scale, "sigmas": [round(float(s), 4) for s in sigmas], "noise": noise, "jpeg_quality": jpeg_quality,
+        "iterations": iterations,
         "images": [p.name for p in hr_paths],
         "methods": {m: {"psnr_y": float(np.mean([scores[m][0] for scores, _ in pair_scores])),
                         "ssim_y": float(np.mean([scores[m][1] for scores, _ in pair_scores]))} for m in methods},
@@ -109,7 +114,8 @@ def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: li
 
 def markdown_table(result: dict, name: str) -> str:
     """The result as a markdown table: method | PSNR-Y | SSIM-Y."""
-    lines = [f"| method ({name}, x{result['scale']}) | PSNR-Y | SSIM-Y |", "|---|---|---|"]
+    jpeg = f", JPEG q{result['jpeg_quality']}" if result.get("jpeg_quality") else ""
+    lines = [f"| method ({name}, x{result['scale']}{jpeg}) | PSNR-Y | SSIM-Y |", "|---|---|---|"]
     lines += [f"| {m} | {v['psnr_y']:.2f} | {v['ssim_y']:.4f} |" for m, v in result["methods"].items()]
     if "ikc_per_iteration" in result:
         lines.append("\nIKC PSNR-Y per iteration: " + ", ".join(f"{v:.2f}" for v in result["ikc_per_iteration"]))
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale", type=int, default=4, choices=ikc.SCALES)
     parser.add_argument("--sigmas", help="comma-separated kernel widths (default: Gaussian8 for the scale)")
     parser.add_argument("--noise", type=float, default=0.0, help="noise sigma on the 0-255 scale")
+    parser.add_argument("--jpeg-quality", type=int, help="save each LR image as JPEG at this quality (1-100)")
     parser.add_argument("--iterations", type=int, default=7, help="IKC correction steps")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder")
@@ -143,6 +150,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1; got {args.workers}")
+    try:
+        ikc.check_jpeg_quality(args.jpeg_quality)
+    except ValueError as error:
+        parser.error(str(error))
     methods = tuple(m.strip() for m in args.methods.split(","))
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                      estimation_crops=args.estimation_crops) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
-                      args.iterations, methods, args.workers, not args.final_only)
+                      args.iterations, methods, args.workers, not args.final_only, args.jpeg_quality)
     result["seconds"] = round(time.time() - started, 1)
     result["estimation_crop"] = args.estimation_crop or None
     result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
