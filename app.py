@@ -384,8 +384,10 @@ def step_caption(run: RunResult, index: int) -> str:
 
 
 def estimate_picture(step: ikc.Step) -> np.ndarray:
-    """The step's kernel as a picture captioned with its width and noise level."""
-    return kernel_picture(step.kernel, caption=f"est. w {step.kernel_width:.2f} n {step.noise_sigma:.1f}")
+    """The step's estimate as a picture: the Gaussian of its width (the kernel drawn back from a code off the
+    Gaussians can have a dark centre after clipping, which no student recognises), captioned with width and noise."""
+    return kernel_picture(ikc.gaussian_kernel(step.kernel_width),
+                          caption=f"est. w {step.kernel_width:.2f} n {step.noise_sigma:.1f}")
 
 
 def truth_picture(truth: Truth) -> np.ndarray:

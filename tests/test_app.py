@@ -128,6 +128,17 @@ def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_it_was_never_trained_on(
         app.checked_jpeg_quality(101)
 
 
+def test_the_estimated_kernel_is_drawn_bright_in_the_centre_even_for_a_code_off_the_gaussians():
+    app = pytest.importorskip("app")
+    model = ikc.load(4)
+    code = model.code_for(ikc.gaussian_kernel(2.0))
+    code[:10] += np.random.default_rng(0).normal(0, 2, (2, 10))[1].astype(np.float32)  # off the Gaussians
+    step = model.describe(1, code, None)
+    assert step.kernel[10, 10] < step.kernel.max()
+    picture = app.estimate_picture(step)[:21 * 8].astype(int).sum(-1)  # the heat map above the caption
+    assert picture[10 * 8 + 4, 10 * 8 + 4] == picture.max()
+
+
 def test_read_photo_downscales_to_the_limit(tmp_path, monkeypatch):
     app = pytest.importorskip("app")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
