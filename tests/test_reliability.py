@@ -126,7 +126,7 @@ CASES = [
     Case("rgba.png", lambda: encoded(rgba(), "PNG"), expected=whitened,
          note="transparent areas were filled with white"),
     Case("cmyk.jpg", lambda: encoded(Image.fromarray(blocks()).convert("CMYK"), "JPEG", quality=95),
-         expected=blocks, tolerance=8),
+         expected=blocks, note="JPEG, quality about 95", tolerance=8),
     Case("exif_rotated.jpg", exif_rotated, expected=lambda: np.rot90(blocks(), -1), note="upright", tolerance=8),
     Case("animated.gif", animated, expected=blocks, note="only the first of 2 frames"),
     Case("photo.tif", lambda: encoded(Image.fromarray(blocks()), "TIFF"), expected=blocks),
