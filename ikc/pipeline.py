@@ -11,7 +11,9 @@ the whole image only for the steps that are shown. Where the image's flat region
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
-kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
+gaussian_codes, each corrected code is moved to the nearest isotropic Gaussian's, the only kernels SFTMD saw
+in training, so the kernel drawn back is always one a student recognises.
 """
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, estimators_path, load_
                          sftmd_path)
 from .imageio import to_pixels, to_tensor
 from .kernel_code import (NOISE_CODE_SCALE, PCA_COMPONENTS, KernelPCA, decode_kernel, decode_noise, encode,
-                          estimate_width, spread_projection)
+                          estimate_width, nearest_gaussian_codes, spread_projection)
 from .noise import estimate_noise
 
 CL = torch.channels_last
-MIN_LR_SIZE = 8
+MIN_LR_SIZE = 16  # smaller LR images give a blob, not a picture: every tab, the API and the CLI refuse them
 TILE_MEMORY_BYTES = 1.5 * 2 ** 30  # at most this much for SFTMD activations; larger images go in tiles
 MAX_ITERATIONS = 50
 # Two 28-px windows: chosen on held-out training photos among the settings that keep a 128-px image
@@ -138,7 +140,7 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool = False):
+                 halve_reversals: bool = False, gaussian_codes: bool = False):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -154,6 +156,7 @@ class IKC:
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
+        self.gaussian_codes = gaussian_codes
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float()
 
     @property
@@ -225,6 +228,8 @@ class IKC:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
                 code = code + update
+                if self.gaussian_codes:
+                    code = torch.from_numpy(nearest_gaussian_codes(self.pca, code.numpy()))
             if index < iterations or whole:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)

@@ -73,7 +73,7 @@ def test_bad_iteration_counts_are_refused(model, lr_image, iterations):
 
 
 def test_bad_images_are_refused(model):
-    with pytest.raises(ValueError, match="at least 8x8"):
+    with pytest.raises(ValueError, match="at least 16x16"):
         model.run(np.zeros((4, 30, 3), np.uint8), 1)
     with pytest.raises(ValueError, match="uint8"):
         model.run(np.zeros((30, 30, 3), np.float32), 1)

@@ -42,9 +42,9 @@ FUZZ_MUTATIONS = 80  # damaged variants per format
 
 
 def blocks() -> np.ndarray:
-    """A 24x40 picture of four flat quadrants (red, green / blue, yellow): every corner has its own colour."""
-    image = np.zeros((24, 40, 3), np.uint8)
-    image[:12, :20], image[:12, 20:], image[12:, :20], image[12:, 20:] = RED, GREEN, BLUE, YELLOW
+    """A 48x80 picture of four flat quadrants (red, green / blue, yellow): every corner has its own colour."""
+    image = np.zeros((48, 80, 3), np.uint8)
+    image[:24, :40], image[:24, 40:], image[24:, :40], image[24:, 40:] = RED, GREEN, BLUE, YELLOW
     return image
 
 
@@ -73,8 +73,8 @@ def encoded(image: Image.Image, fmt: str, **options) -> bytes:
 
 def rgba() -> Image.Image:
     """blocks() with its left half fully transparent."""
-    alpha = np.full((24, 40, 1), 255, np.uint8)
-    alpha[:, :20] = 0
+    alpha = np.full((48, 80, 1), 255, np.uint8)
+    alpha[:, :40] = 0
     return Image.fromarray(np.concatenate([blocks(), alpha], axis=2))
 
 
@@ -94,7 +94,7 @@ def animated() -> bytes:
 def whitened() -> np.ndarray:
     """blocks() with its left half white."""
     image = blocks()
-    image[:, :20] = 255
+    image[:, :40] = 255
     return image
 
 
@@ -173,7 +173,7 @@ def test_read_image_gives_a_result_or_one_clear_line(corpus, case):
 
 def test_exif_orientation_puts_each_corner_where_the_camera_saw_it(corpus):
     pixels = ikc.read_image(corpus / "exif_rotated.jpg").pixels
-    assert pixels.shape[:2] == (40, 24)  # stored 40 wide and 24 high, shown 24 wide and 40 high
+    assert pixels.shape[:2] == (80, 48)  # stored 80 wide and 48 high, shown 48 wide and 80 high
     corners = {"top left": pixels[2, 2], "top right": pixels[2, -3], "bottom left": pixels[-3, 2],
                "bottom right": pixels[-3, -3]}
     expected = {"top left": BLUE, "top right": RED, "bottom left": YELLOW, "bottom right": GREEN}
