@@ -11,9 +11,7 @@ the whole image only for the steps that are shown. Where the image's flat region
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
-kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
-gaussian_codes, each corrected code is moved to the nearest isotropic Gaussian's, the only kernels SFTMD saw
-in training, so the kernel drawn back is always one a student recognises.
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
 """
 from __future__ import annotations
 
@@ -32,7 +30,7 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, estimators_path, load_
                          sftmd_path)
 from .imageio import to_pixels, to_tensor
 from .kernel_code import (NOISE_CODE_SCALE, PCA_COMPONENTS, KernelPCA, decode_kernel, decode_noise, encode,
-                          estimate_width, nearest_gaussian_codes, spread_projection)
+                          estimate_width, spread_projection)
 from .noise import estimate_noise
 
 CL = torch.channels_last
@@ -140,7 +138,7 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool = False, gaussian_codes: bool = False):
+                 halve_reversals: bool = False):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -156,8 +154,8 @@ class IKC:
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
-        self.gaussian_codes = gaussian_codes
-        self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float()
+        self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
+        self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
 
     @property
     def kernel_range(self) -> tuple[float, float]:
@@ -189,7 +187,8 @@ class IKC:
     def render(self, lr_pixels: np.ndarray, code: np.ndarray) -> np.ndarray:
         """SFTMD on the whole image for one code, in overlapping tiles when the image is large."""
         _check_lr(lr_pixels)
-        return to_pixels(self._sftmd(to_tensor(lr_pixels), torch.from_numpy(code)[None]))
+        code_tensor = torch.from_numpy(code)[None].to(self.device)
+        return to_pixels(self._sftmd(to_tensor(lr_pixels).to(self.device), code_tensor))
 
     def super_resolve(self, lr_pixels: np.ndarray, kernel: np.ndarray | None = None,
                       noise_sigma: float = 0.0, code: np.ndarray | None = None) -> np.ndarray:
@@ -215,10 +214,10 @@ class IKC:
                                   f"give a kernel, or train them with `python -m training.train_ikc`")
         if iterations > 0 and self.corrector is None:
             raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
-        lr = to_tensor(lr_pixels).contiguous(memory_format=CL)
+        lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
         crops = self._estimation_regions(lr)
         whole = crops.shape[0] == 1 and crops.shape[-2:] == lr.shape[-2:]
-        code = torch.from_numpy(np.asarray(init_code, np.float32))[None] if init_code is not None \
+        code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
             else self._predict(crops, lr_pixels)
         crop_sr, last_change = None, 0.0
         for index in range(iterations + 1):
@@ -228,15 +227,13 @@ class IKC:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
                 code = code + update
-                if self.gaussian_codes:
-                    code = torch.from_numpy(nearest_gaussian_codes(self.pca, code.numpy()))
             if index < iterations or whole:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
             wanted = render == "all" or (render == "last" and index == iterations)
             sr = None
             if wanted:
                 sr = to_pixels(crop_sr) if whole else to_pixels(self._sftmd(lr, code))
-            step = self.describe(index, code[0].numpy(), sr)
+            step = self.describe(index, code[0].cpu().numpy(), sr)
             if on_step is not None:
                 on_step(step)
             yield step
@@ -274,7 +271,7 @@ class IKC:
             return self.sftmd(lr.contiguous(memory_format=CL), code)
         side = max(16, int(math.sqrt(self.tile_pixels / batch)) - 2 * self.tile_overlap)
         s, pad = self.scale, self.tile_overlap
-        out = torch.empty(batch, 3, height * s, width * s)
+        out = torch.empty(batch, 3, height * s, width * s, device=lr.device)
         for top in range(0, height, side):
             for left in range(0, width, side):
                 bottom, right = min(top + side, height), min(left + side, width)

@@ -12,7 +12,7 @@ import torch
 
 import ikc
 from ikc.kernel_code import decode_kernel, encode, estimate_width
-from training import common, dataset, evaluate, pack_photos, train_sftmd, tune_crops
+from training import common, dataset, evaluate, export, pack_photos, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, rate_schedule, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
 from training.train_ikc import perturbed_codes
@@ -226,3 +226,83 @@ def test_texture_pick_keeps_the_most_textured_crops(photo_dir):
     energy = [np.mean([dataset.texture((b.hr[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
                        for i in range(len(b.hr))]) for b in (plain.sample(16), picky.sample(16, texture_pick=3))]
     assert energy[1] > 1.2 * energy[0]
+
+
+def test_set_overrides_config_values_and_refuses_unknown_keys(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("batch_size: 4\namp: false\n")
+    parser = __import__("argparse").ArgumentParser()
+    common.add_run_arguments(parser)
+    args = parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch_size=64", "--set",
+                              "amp=true", "--set", "ema_decay=0.999"])
+    loaded = common.load_config(args)
+    assert (loaded.batch_size, loaded.amp, loaded.ema_decay) == (64, True, 0.999)
+    with pytest.raises(ValueError, match="unknown config keys \\['batch'\\]"):
+        common.load_config(parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch=1"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch_size"])
+
+
+def test_bf16_training_with_a_moving_average_saves_both_and_export_takes_the_better(photo_dir, tmp_path):
+    config = TrainConfig(**{**TINY, "amp": True, "ema_decay": 0.5, "log_every": 3})
+    train_sftmd.train(config, photo_dir, tmp_path / "run", None, 4, 1)
+    tensors, meta = read_state(tmp_path / "run" / "state.safetensors")
+    assert meta["step"] == 4 and np.isfinite(meta["ema_psnr"]) and np.isfinite(meta["last_psnr"])
+    assert not torch.equal(tensors["ema.head.0.weight"], tensors["sftmd.head.0.weight"])
+    assert common.sftmd_weights({"ema_psnr": 25.0, "last_psnr": 24.0}) == "ema"
+    assert common.sftmd_weights({"ema_psnr": float("nan"), "last_psnr": 24.0}) == "sftmd"
+    out = tmp_path / "out"
+    export.export(4, tmp_path / "run", None, out, photo_dir)
+    weights = common.sftmd_weights(meta)
+    shipped, metadata = ikc.checkpoint.read_file(out / "sftmd_x4.safetensors")
+    assert metadata["weights"] == weights
+    assert torch.equal(shipped["sftmd.head.0.weight"].float(), tensors[f"{weights}.head.0.weight"])
+    train_sftmd.train(config, photo_dir, tmp_path / "run", None, 5, 1)  # resumes with its average
+    assert "resumed from step 4" in (tmp_path / "run" / "log.txt").read_text()
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in metrics if line.endswith(",")] == ["3"], "the loss read every 3 steps"
+
+
+def test_throughput_probe_measures_each_setting_and_writes_the_choice(tiny_checkpoints, photo_dir, tmp_path):
+    from training import throughput
+    config = tmp_path / "tiny.yaml"
+    config.write_text("\n".join(f"{k}: {v}" for k, v in TINY.items()) + "\n")
+    results = throughput.main(["--device", "cpu", "--seconds", "0.3", "--config", str(config), "--data",
+                               str(photo_dir), "--checkpoints", str(tiny_checkpoints), "--settings",
+                               "b2p12,b2p12+amp+nchw", "--json", str(tmp_path / "r.json"), "--choice",
+                               str(tmp_path / "choice.txt"), "--threads", "1"])
+    assert [r["setting"]["amp"] for r in results] == [False, True] and not results[1]["setting"]["channels_last"]
+    for result in results:
+        assert result["steps"] >= 1 and result["lr_pixels_seen"] == result["steps"] * 2 * 12 ** 2
+        assert result["lr_pixels_per_second"] > 0 and np.isfinite(result["held_out_l1"])
+    chosen = json.loads((tmp_path / "r.json").read_text())["chosen"]
+    assert (tmp_path / "choice.txt").read_text().split() == [
+        word for option in throughput.Setting(**chosen["setting"]).overrides() for word in ("--set", option)]
+    with pytest.raises(ValueError, match="b<batch>p<patch>"):
+        throughput.Setting.parse("64x64")
+
+
+def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_dir, tmp_path):
+    """A dry run of training/lent_gpu.sh with tiny networks and seconds: both calls leave candidates and logs."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("ikc", "training"):
+        (checkout / name).symlink_to(REPO / name)
+    (checkout / "checkpoints").symlink_to(tiny_checkpoints)
+    bench = tmp_path / "bench" / "Set5"
+    bench.mkdir(parents=True)
+    ikc.save_png(ikc.load_image(list_images(photo_dir)[0])[:96, :96], bench / "one.png")
+    tiny = " ".join(f"--set {k}={v}" for k, v in {**TINY, "validate_every": 1000}.items() if k != "scale")
+    env = {**os.environ, "DEVICE": "cpu", "THREADS": "1", "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"),
+           "DATA": str(photo_dir), "BENCH": str(tmp_path / "bench"), "SCALES": "4", "PROBE_SECONDS": "0.2",
+           "PROBE_SETTINGS": "b2p12", "SFTMD_MINUTES": "0.01", "IKC_MINUTES": "0.01", "EXTRA": tiny,
+           "PYTHONPATH": str(checkout)}
+    for phase in ("sftmd", "corrector"):
+        result = subprocess.run(["bash", "training/lent_gpu.sh", phase], cwd=checkout, env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out"
+    assert (out / "throughput.json").is_file() and (out / "runs" / "gpu_runs.tgz").is_file()
+    assert ikc.load(4, out / "cand").blind, "SFTMD from call 1, Predictor/Corrector from call 2"
+    assert json.loads((out / "set5_x4.json").read_text())["images"] == ["one.png"]
+    assert "--set batch_size=2 --set lr_patch=12" in (tmp_path / "runs" / "choice.txt").read_text()

@@ -18,6 +18,7 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ikc.checkpoint import read_file, read_pca
@@ -62,16 +63,21 @@ class TrainConfig:
     holdout_images: int = 4
     validate_every: int = 200
     checkpoint_minutes: float = 5.0
+    log_every: int = 20  # the loss is read back (a host-device sync on a GPU) only every this many steps
+    amp: bool = False  # bf16 autocast for the forward passes (fp32 master weights); measured slower on this CPU
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights, validated and exportable
+    compile: bool = False  # torch.compile the trained network (measured slower on this CPU)
     validation_sigmas: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0])
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """The file's values, then `overrides` (e.g. from --set); unknown keys are refused, naming them."""
         values = yaml.safe_load(Path(path).read_text()) or {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     @classmethod
@@ -99,9 +105,36 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anneal", action="store_true",
                         help="with --minutes: one cosine from learning_rate down to min_learning_rate over those "
                              "minutes, wherever the run resumes (for a lent GPU, whose step rate is not known ahead)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=config_override,
+                        help="override one config value (YAML syntax), e.g. --set batch_size=64 --set amp=true")
     parser.add_argument("--from-checkpoint", type=Path,
                         help="with no state in --run-dir yet: start from this shipped checkpoint (its weights, PCA, "
                              "step and hours; for another scale, the weights whose shapes fit, from step 0)")
+
+
+def config_override(text: str) -> tuple[str, object]:
+    """"batch_size=64" -> ("batch_size", 64): the value read as YAML, like the config files."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: --config, then each --set."""
+    return TrainConfig.from_yaml(args.config, **dict(args.set))
+
+
+def autocast(device: str | torch.device, enabled: bool) -> torch.autocast:
+    """bf16 autocast on `device` when enabled (the weights and optimizer stay fp32)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def exponential_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An EMA copy of `model`'s weights and buffers (torch's AveragedModel), or None when decay is 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -161,6 +194,13 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
+def sftmd_weights(meta: dict) -> str:
+    """Which weights of an SFTMD state to export: "ema" (the moving average) when it validated better, else
+    "sftmd" (the trained weights)."""
+    ema, plain = meta.get("ema_psnr", float("nan")), meta.get("last_psnr", float("nan"))
+    return "ema" if ema is not None and plain is not None and ema > plain else "sftmd"
+
+
 def load_state(path: Path, modules: dict[str, nn.Module],
                optimizer: torch.optim.Optimizer | None) -> tuple[KernelPCA, dict]:
     """Restore what save_state wrote; returns the PCA and the metadata (step, config, ...)."""
@@ -180,7 +220,7 @@ def load_state(path: Path, modules: dict[str, nn.Module],
 
 
 def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
-                          log: RunLog) -> tuple[KernelPCA, int, float]:
+                          log: RunLog | None = None) -> tuple[KernelPCA, int, float]:
     """Fill `modules` from a shipped checkpoint (tensors whose shapes fit); returns (PCA, step, seconds).
 
     The step and hours carry on for the same scale; another scale (x2/x3 from the x4 body) starts at 0.
@@ -195,7 +235,8 @@ def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
     same_scale = metadata["scale"] == scale
     training = metadata["training"]
     step, seconds = (training["steps"], training["seconds"]) if same_scale else (0, 0.0)
-    log.line(f"started from {path}: {copied}/{total} tensors, step {step}")
+    if log is not None:
+        log.line(f"started from {path}: {copied}/{total} tensors, step {step}")
     return read_pca(tensors), step, seconds
 
 
@@ -269,13 +310,14 @@ class RunLog:
 
 
 def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | None, world: int, log: RunLog,
-                  train_step: Callable[[int], dict[str, float]], validate: Callable[[int, float], tuple[str, float]],
+                  train_step: Callable[[int], dict[str, torch.Tensor]],
+                  validate: Callable[[int, float], tuple[str, float]],
                   checkpoint: Callable[[int, float], None], desc: str) -> int:
     """Steps until `limit`, the time budget or a stop signal; logs, validates, checkpoints every few minutes.
 
-    train_step(step) returns its losses (key "loss" is the total); validate(step, seconds_in_this_process)
-    returns (log text, value);
-    checkpoint(step, seconds_in_this_process) saves the state. Returns the last step.
+    train_step(step) returns its losses as tensors (key "loss" is the total), read back only every log_every
+    steps, so a GPU is not made to wait for each step; validate(step, seconds_in_this_process) returns
+    (log text, value); checkpoint(step, seconds_in_this_process) saves the state. Returns the last step.
     """
     start = last_save = time.time()
     with StopSignal() as stop:
@@ -284,13 +326,17 @@ def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | N
             losses = train_step(step)
             step += 1
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-            if log.enabled and step % 20 == 0:
-                log.metrics(step, losses["loss"], time.time() - start)
-            if log.enabled and step % config.validate_every == 0:
+            logged = step % config.log_every == 0
+            validating = step % config.validate_every == 0
+            if log.enabled and (logged or validating):
+                values = {k: float(v) for k, v in losses.items()}
+                bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()})
+                if logged:
+                    log.metrics(step, values["loss"], time.time() - start)
+            if log.enabled and validating:
                 text, value = validate(step, time.time() - start)
                 log.line(f"step {step} {text}")
-                log.metrics(step, losses["loss"], time.time() - start, value)
+                log.metrics(step, values["loss"], time.time() - start, value)
             if time.time() - last_save > config.checkpoint_minutes * 60:
                 checkpoint(step, time.time() - start)
                 last_save = time.time()

@@ -20,7 +20,7 @@ import torch
 from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, read_file, read_pca, save_modules, sftmd_path, write_manifest
 
-from .common import TrainConfig, load_state, read_state
+from .common import TrainConfig, load_state, read_state, sftmd_weights
 from .train_sftmd import build_sftmd
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
@@ -69,10 +69,11 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
         if config.scale != scale:
             raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
         sftmd = build_sftmd(config)
-        pca, meta = load_state(state, {"sftmd": sftmd}, None)
+        weights = sftmd_weights(read_state(state)[1])
+        pca, meta = load_state(state, {weights: sftmd}, None)
         written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
-                                {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict()},
-                                storage_dtype({"sftmd": sftmd}))]
+                                {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict(),
+                                 "weights": weights}, storage_dtype({"sftmd": sftmd}))]
     if ikc_run is not None:
         ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
         ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])

@@ -1,29 +1,66 @@
 #!/usr/bin/env bash
-# One prepared training session on a lent GPU: SFTMD x2/x3/x4 side by side, then Predictor/Corrector x2/x3/x4
-# against the new SFTMDs, each started from the shipped checkpoint; exports candidates into $OUT/cand.
-#   python -m training.pack_photos   # here, once: data/gpu_train, carried along
-#   bash training/lent_gpu.sh        # there; SFTMD_MINUTES, IKC_MINUTES, DEVICE, THREADS, OUT, RUNS override
+# A lent GPU session in two calls of the device tool (each under its 10-minute limit), every run resumable:
+#   here, once:  python -m training.pack_photos                       # data/gpu_train (19 MiB), carried along
+#                mkdir -p data/gpu_bench && cp -r ../shared/benchmarks/Set5 data/gpu_bench/   # for call 2's check
+#   call 1:      bash training/lent_gpu.sh sftmd       # throughput probe, then SFTMD x4/x3/x2 side by side
+#   call 2:      bash training/lent_gpu.sh corrector   # Correctors against the new SFTMDs, export, Set5 check
+# (carry data/gpu_train, data/gpu_bench; call 2 also finds call 1's runs/gpu on a machine still warm, else carry
+# the runs/gpu that call 1 brought back under $OUT). Both calls leave candidates, logs and states under $OUT.
+# Overrides: DEVICE, THREADS, OUT, RUNS, DATA, BENCH, SCALES, PROBE_SECONDS, PROBE_SETTINGS, SFTMD_MINUTES,
+# IKC_MINUTES, EXTRA (more --set options for every run; the CPU dry run in tests/test_training.py uses them).
 set -u
 export PYTHONUNBUFFERED=1
+PHASE=${1:?"usage: bash training/lent_gpu.sh sftmd|corrector"}
 DEVICE=${DEVICE:-cuda} THREADS=${THREADS:-4} OUT=${OUT:-runs/lent_gpu_out} RUNS=${RUNS:-runs/gpu}
-SFTMD_MINUTES=${SFTMD_MINUTES:-4.5} IKC_MINUTES=${IKC_MINUTES:-2.5} DATA=${DATA:-data/gpu_train}
+DATA=${DATA:-data/gpu_train} BENCH=${BENCH:-data/gpu_bench} SCALES=${SCALES:-"4 3 2"}
+PROBE_SECONDS=${PROBE_SECONDS:-8} PROBE_SETTINGS=${PROBE_SETTINGS:-} EXTRA=${EXTRA:-}
+SFTMD_MINUTES=${SFTMD_MINUTES:-5} IKC_MINUTES=${IKC_MINUTES:-4}
 mkdir -p "$OUT/cand" "$RUNS"
 common=(--data "$DATA" --device "$DEVICE" --threads "$THREADS" --anneal)
-for s in 2 3 4; do
-  python3 -m training.train_sftmd --config "training/configs/sftmd_x${s}_gpu.yaml" --run-dir "$RUNS/sftmd_x$s" \
-    --from-checkpoint "checkpoints/sftmd_x$s.safetensors" --minutes "$SFTMD_MINUTES" "${common[@]}" \
-    >"$RUNS/sftmd_x$s.out" 2>&1 &
-done
-wait
-for s in 2 3 4; do
-  python3 -m training.train_ikc --config "training/configs/ikc_x${s}_gpu.yaml" --sftmd-run "$RUNS/sftmd_x$s" \
-    --run-dir "$RUNS/ikc_x$s" --from-checkpoint "checkpoints/ikc_x$s.safetensors" --minutes "$IKC_MINUTES" \
-    "${common[@]}" >"$RUNS/ikc_x$s.out" 2>&1 &
-done
-wait
-for s in 2 3 4; do
-  python3 -m training.export --scale "$s" --sftmd-run "$RUNS/sftmd_x$s" --ikc-run "$RUNS/ikc_x$s" --out "$OUT/cand" \
-    --data "$DATA" >>"$RUNS/export.out" 2>&1
-done
-tail -n 4 "$RUNS"/*/log.txt "$RUNS/export.out"
-tar czf "$OUT/logs.tgz" "$RUNS"/*.out "$RUNS"/*/log.txt "$RUNS"/*/metrics.csv
+
+if [ "$PHASE" = sftmd ]; then
+  settings=()
+  [ -n "$PROBE_SETTINGS" ] && settings=(--settings "$PROBE_SETTINGS")
+  python3 -m training.throughput --device "$DEVICE" --seconds "$PROBE_SECONDS" --data "$DATA" "${settings[@]}" \
+    --json "$OUT/throughput.json" --choice "$RUNS/choice.txt" >"$OUT/throughput.out" 2>&1 \
+    || echo "" >"$RUNS/choice.txt"  # no probe result: the configs' own settings
+  read -r -a chosen <"$RUNS/choice.txt"
+  for s in $SCALES; do
+    # shellcheck disable=SC2086  # EXTRA is a list of options
+    python3 -m training.train_sftmd --config "training/configs/sftmd_x${s}_gpu.yaml" --run-dir "$RUNS/sftmd_x$s" \
+      --from-checkpoint "checkpoints/sftmd_x$s.safetensors" --minutes "$SFTMD_MINUTES" "${common[@]}" \
+      "${chosen[@]}" $EXTRA >"$RUNS/sftmd_x$s.out" 2>&1 &
+  done
+  wait
+  for s in $SCALES; do
+    python3 -m training.export --scale "$s" --sftmd-run "$RUNS/sftmd_x$s" --out "$OUT/cand" --data "$DATA" \
+      >>"$RUNS/export.out" 2>&1
+  done
+elif [ "$PHASE" = corrector ]; then
+  for s in $SCALES; do
+    [ -f "$RUNS/sftmd_x$s/state.safetensors" ] && sftmd="$RUNS/sftmd_x$s" || sftmd="checkpoints/sftmd_x$s.safetensors"
+    # shellcheck disable=SC2086
+    python3 -m training.train_ikc --config "training/configs/corrector_x${s}.yaml" --sftmd-run "$sftmd" \
+      --run-dir "$RUNS/corrector_x$s" --from-checkpoint "checkpoints/ikc_x$s.safetensors" \
+      --minutes "$IKC_MINUTES" "${common[@]}" --set correction_steps=7 --set batch_size=32 --set amp=true \
+      $EXTRA >"$RUNS/corrector_x$s.out" 2>&1 &
+  done
+  wait
+  for s in $SCALES; do
+    [ -f "$RUNS/sftmd_x$s/state.safetensors" ] && sftmd="$RUNS/sftmd_x$s" || sftmd="checkpoints/sftmd_x$s.safetensors"
+    ikc="$RUNS/corrector_x$s/best.safetensors"
+    [ -f "$ikc" ] || ikc="$RUNS/corrector_x$s"  # no validation reached: the last state
+    python3 -m training.export --scale "$s" --sftmd-run "$sftmd" --ikc-run "$ikc" --out "$OUT/cand" --data "$DATA" \
+      >>"$RUNS/export.out" 2>&1
+    if [ -d "$BENCH/Set5" ]; then
+      python3 -m training.evaluate --hr-dir "$BENCH/Set5" --scale "$s" --checkpoints "$OUT/cand" --final-only \
+        --workers 4 --json "$OUT/set5_x$s.json" >>"$RUNS/evaluate.out" 2>&1
+    fi
+  done
+else
+  echo "unknown phase $PHASE: use sftmd or corrector" >&2
+  exit 2
+fi
+tail -n 3 "$RUNS"/*/log.txt "$RUNS"/*.out
+mkdir -p "$OUT/runs"
+tar czf "$OUT/runs/gpu_runs.tgz" "$RUNS"  # states to resume from, logs and metrics

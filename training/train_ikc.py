@@ -9,7 +9,8 @@ extra Predictor updates on fresh batches. The Corrector starts from the Predicto
 (half the batch) and from wrong codes for the rest: Gaussians of a width drawn over the whole training range
 (a share `uniform_start_fraction`, so starts far from the truth are seen) or of the true width plus
 N(0, perturbed_width_std); it then follows its own updates, so it learns from the trajectories it makes.
-With `train_predictor: false` only the Corrector learns. `--sftmd-run` is a run folder or a shipped
+With `train_predictor: false` only the Corrector learns; with `amp` the frozen SFTMD's passes run under bf16
+autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a shipped
 checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
 on held-out photos (training.convergence); the state that converges best is kept as best.safetensors.
 """
@@ -31,8 +32,9 @@ from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
 from ikc.pipeline import IKC, load_sftmd
 
-from .common import (RunLog, TrainConfig, add_run_arguments, load_state, prepare_device, rate_schedule, read_state,
-                     save_state, setup_distributed, start_from_checkpoint, training_loop)
+from .common import (RunLog, TrainConfig, add_run_arguments, autocast, load_config, load_state, prepare_device,
+                     rate_schedule, read_state, save_state, setup_distributed, sftmd_weights,
+                     start_from_checkpoint, training_loop)
 from .convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
 from .dataset import PatchSampler, list_images, split_holdout
 from .train_sftmd import CL, build_sftmd
@@ -89,8 +91,9 @@ def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int]:
         sftmd, pca, metadata = load_sftmd(source)
         return sftmd.to(memory_format=CL), pca, metadata["training"]["steps"]
     state = source / "state.safetensors"
-    sftmd = build_sftmd(TrainConfig.from_dict(read_state(state)[1]["config"]))  # its own architecture
-    pca, meta = load_state(state, {"sftmd": sftmd}, None)
+    meta = read_state(state)[1]
+    sftmd = build_sftmd(TrainConfig.from_dict(meta["config"]))  # its own architecture
+    pca, meta = load_state(state, {sftmd_weights(meta): sftmd}, None)  # the moving average if it validated better
     return sftmd, pca, meta["step"]
 
 
@@ -154,7 +157,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         criterion(p_net(batch.lr), batch.code).backward()
         optimizer.step()  # the Corrector has no gradients here, so Adam leaves it alone
 
-    def train_step(at: int) -> dict[str, float]:
+    def train_step(at: int) -> dict[str, torch.Tensor]:
         for group in optimizer.param_groups:
             group["lr"] = rate(at)
         for _ in range(config.predictor_steps - 1 if config.train_predictor else 0):
@@ -169,15 +172,15 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         loss_c = torch.zeros((), device=device)
         lr_cl = batch.lr.contiguous(memory_format=CL)
         for _ in range(config.correction_steps):
-            with torch.no_grad():
-                sr = sftmd(lr_cl, code).contiguous(memory_format=CL)
+            with torch.no_grad(), autocast(device, config.amp):
+                sr = sftmd(lr_cl, code).float().contiguous(memory_format=CL)
             corrected = code + c_net(sr, code)
             loss_c = loss_c + criterion(corrected, batch.code) / config.correction_steps
             code = corrected.detach()
         optimizer.zero_grad(set_to_none=True)
         (loss_p + loss_c).backward()
         optimizer.step()
-        return {"loss": (loss_p + loss_c).item(), "p": loss_p.item(), "c": loss_c.item()}
+        return {"loss": (loss_p + loss_c).detach(), "p": loss_p.detach(), "c": loss_c.detach()}
 
     def meta(at: int, seconds: float) -> dict:
         return {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run), "sftmd_step": sftmd_step,
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sftmd-run", required=True, type=Path,
                         help="the frozen SFTMD: a run folder, or a shipped checkpoint such as checkpoints/sftmd_x4.safetensors")
     args = parser.parse_args(argv)
-    config = TrainConfig.from_yaml(args.config)
+    config = load_config(args)
     train(config, args.sftmd_run, args.data, args.run_dir, args.minutes, args.steps, args.threads,
           args.from_checkpoint, args.device, args.anneal)
 

@@ -1,7 +1,11 @@
 """Train SFTMD with the true kernel code: L1 loss, Adam, warm-up + cosine, resumable.
 
     python -m training.train_sftmd --config training/configs/sftmd_x4.yaml --run-dir runs/sftmd_x4 [--minutes 60]
+                                   [--set amp=true --set ema_decay=0.999 ...]
 Multi-process: torchrun --nproc_per_node 2 -m training.train_sftmd ... (DistributedDataParallel, gloo).
+With `amp` the forward pass runs under bf16 autocast; with `ema_decay` an exponential moving average of the
+weights is kept, validated beside them and saved in the state ("ema"), and export takes it when it validated
+better.
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, TrainConfig, add_run_arguments, load_state, mean_psnr, prepare_device, rate_schedule,
-                     save_state, setup_distributed, start_from_checkpoint, training_loop, validation_codes,
-                     validation_set)
+from .common import (RunLog, TrainConfig, add_run_arguments, autocast, exponential_average, load_config, load_state,
+                     mean_psnr, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
+                     start_from_checkpoint, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
 CL = torch.channels_last
@@ -58,39 +62,51 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         pca, step, elapsed_before = start_from_checkpoint(from_checkpoint, {"sftmd": model}, config.scale, log)
     else:
         pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
+    ema = exponential_average(model, config.ema_decay)  # starts from the weights above
+    if ema is not None and state_path.exists() and any(k.startswith("ema.") for k in read_state(state_path)[0]):
+        load_state(state_path, {"ema": ema.module}, None)
+        ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
     triples = validation_set(data_dir, config) if rank == 0 else []
     codes = validation_codes(triples, pca)
     net = DistributedDataParallel(model) if world > 1 else model
+    net = torch.compile(net) if config.compile else net
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
              f"world {world}, device {device}, anneal {anneal}, config {config.to_dict()}")
 
-    last = {"psnr": float("nan"), "best": best}
+    last = {"psnr": float("nan"), "best": best, "ema_psnr": float("nan")}
     rate = rate_schedule(config, step, minutes if anneal else None)
 
-    def train_step(at: int) -> dict[str, float]:
+    def train_step(at: int) -> dict[str, torch.Tensor]:
         batch = sampler.sample(config.batch_size)
         for group in optimizer.param_groups:
             group["lr"] = rate(at)
-        loss = F.l1_loss(net(batch.lr.contiguous(memory_format=CL), batch.code),
-                         batch.hr.contiguous(memory_format=CL))
+        with autocast(device, config.amp):
+            sr = net(batch.lr.contiguous(memory_format=CL), batch.code)
+        loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=CL))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item()}
+        if ema is not None:
+            ema.update_parameters(model)
+        return {"loss": loss.detach()}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
         psnr = validate(model, triples, codes)
         last.update(psnr=psnr, best=max(last["best"], psnr))
-        return f"val_psnr_y {psnr:.3f}", psnr
+        if ema is None:
+            return f"val_psnr_y {psnr:.3f}", psnr
+        last["ema_psnr"] = validate(ema.module, triples, codes)
+        return f"val_psnr_y {psnr:.3f} ema {last['ema_psnr']:.3f}", psnr
 
     def checkpoint(at: int, seconds: float) -> None:
         if rank == 0:
-            save_state(state_path, {"sftmd": model}, optimizer, pca,
+            modules = {"sftmd": model} if ema is None else {"sftmd": model, "ema": ema.module}
+            save_state(state_path, modules, optimizer, pca,
                        {"step": at, "best_psnr": last["best"], "config": config.to_dict(), "last_psnr": last["psnr"],
-                        "train_seconds": elapsed_before + seconds})
+                        "ema_psnr": last["ema_psnr"], "train_seconds": elapsed_before + seconds})
 
     limit = max_steps if max_steps is not None else config.total_steps
     training_loop(step, limit, config, minutes, world, log, train_step, run_validation, checkpoint, "sftmd")
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
     args = parser.parse_args(argv)
-    config = TrainConfig.from_yaml(args.config)
+    config = load_config(args)
     train(config, args.data, args.run_dir, args.minutes, args.steps, args.threads, args.from_checkpoint,
           args.device, args.anneal)
 
