@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from ikc.checkpoint import CHECKPOINT_DIR, sftmd_path
 from ikc.kernel_code import fit_pca
 
-from .common import TrainConfig, autocast, prepare_device, start_from_checkpoint
+from .common import TrainConfig, prepare_device, start_from_checkpoint
 from .dataset import PatchSampler, list_images, split_holdout
-from .train_sftmd import CL, build_sftmd
+from .train_sftmd import CL, build_sftmd, sftmd_step
 
 DEFAULT_SETTINGS = {"cuda": "b32p48,b32p48+amp,b64p64+amp,b128p64+amp,b64p64+amp+compile", "cpu": "b8p32,b8p32+nchw"}
 WARMUP_STEPS = 3
@@ -93,14 +93,7 @@ def probe(setting: Setting, base: torch.nn.Module, sampler: PatchSampler, valida
     sampler.hr_patch = setting.patch * config.scale
 
     def step() -> torch.Tensor:
-        batch = sampler.sample(setting.batch)
-        with autocast(device, setting.amp):
-            sr = net(batch.lr.contiguous(memory_format=layout), batch.code)
-        loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=layout))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        return sftmd_step(net, optimizer, sampler.sample(setting.batch), device, setting.amp, layout)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -32,6 +32,18 @@ def build_sftmd(config: TrainConfig) -> SFTMD:
                              bicubic_skip=config.bicubic_skip)).to(memory_format=CL)
 
 
+def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, device: str | torch.device,
+               amp: bool, layout: torch.memory_format = CL) -> torch.Tensor:
+    """One L1 step on a batch, the forward under bf16 autocast when `amp`; the loss is returned, not read back."""
+    with autocast(device, amp):
+        sr = net(batch.lr.contiguous(memory_format=layout), batch.code)
+    loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=layout))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 @torch.inference_mode()
 def validate(model: SFTMD, triples, codes) -> float:
     """Mean PSNR-Y on the held-out crops, SFTMD given the true code."""
@@ -83,15 +95,10 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         batch = sampler.sample(config.batch_size)
         for group in optimizer.param_groups:
             group["lr"] = rate(at)
-        with autocast(device, config.amp):
-            sr = net(batch.lr.contiguous(memory_format=CL), batch.code)
-        loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=CL))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = sftmd_step(net, optimizer, batch, device, config.amp)
         if ema is not None:
             ema.update_parameters(model)
-        return {"loss": loss.detach()}
+        return {"loss": loss}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
         psnr = validate(model, triples, codes)
