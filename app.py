@@ -39,6 +39,7 @@ MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2
 MAX_UPLOAD = "25mb"
 MAX_ITERATIONS, DEFAULT_ITERATIONS = 15, 7
 MAX_NOISE = 25.0
+MAX_BLOCK_NOISE = 75.0  # region-varying noise may go far beyond the training range, to show what it does
 WIDTH_LIMITS = (0.2, 6.0)  # the labs offer widths beyond the training range on purpose
 MISMATCH_OFFSETS = (-1.2, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 1.2)
 MISMATCH_CROP = 96  # LR pixels: the mismatch lab works on the central crop so nine passes stay quick
@@ -229,8 +230,9 @@ class Truth:
     hr: np.ndarray
     kernel: np.ndarray
     width: float  # the kernel's width, or the closest isotropic width of an anisotropic kernel
-    noise_sigma: float
+    noise_sigma: float  # the level, or the lowest of a region-varying one
     warning: str  # why the degradation lies outside the training range, or ""
+    noise_max: float | None = None  # the highest level when the noise varies by region
 
 
 def pack(pixels: np.ndarray) -> bytes:
@@ -392,7 +394,9 @@ def estimate_picture(step: ikc.Step) -> np.ndarray:
 
 def truth_picture(truth: Truth) -> np.ndarray:
     """The true kernel as a picture captioned with its width and noise level."""
-    return kernel_picture(truth.kernel, caption=f"true w {truth.width:.2f} n {truth.noise_sigma:.1f}")
+    noise = f"{truth.noise_sigma:.0f}-{truth.noise_max:.0f}" if truth.noise_max is not None else \
+        f"{truth.noise_sigma:.1f}"
+    return kernel_picture(truth.kernel, caption=f"true w {truth.width:.2f} n {noise}")
 
 
 @dataclass
@@ -545,11 +549,20 @@ def checked_jpeg_quality(value: Any) -> int | None:
     return ikc.check_jpeg_quality(checked_whole("JPEG quality", value, *ikc.JPEG_QUALITIES))
 
 
+def checked_noise_max(noise: float, noise_max: Any) -> float | None:
+    """The highest level of region-varying noise (None: one level for the whole image), at least `noise`."""
+    if noise_max is None or noise_max == "":
+        return None
+    return checked_number("highest block noise sigma", noise_max, noise, MAX_BLOCK_NOISE)
+
+
 def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, sigma_y: Any, angle: Any,
-                    noise: Any, jpeg: Any, scale: Any) -> tuple[np.ndarray, Truth, list[str], int]:
+                    noise: Any, by_region: bool, noise_max: Any, jpeg: Any,
+                    scale: Any) -> tuple[np.ndarray, Truth, list[str], int]:
     """Degrade the lab's sharp photo as asked: (LR image, truth, notes on the input, scale)."""
     scale = checked_scale(scale)
     noise = checked_number("noise sigma", noise, 0, MAX_NOISE)
+    highest = checked_noise_max(noise, noise_max) if by_region else None
     quality = checked_jpeg_quality(jpeg)
     if anisotropic:
         kernel = ikc.anisotropic_gaussian_kernel(checked_number("sigma_x", sigma_x, *WIDTH_LIMITS),
@@ -558,14 +571,15 @@ def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, s
     else:
         kernel = ikc.gaussian_kernel(checked_number("kernel width", width, *WIDTH_LIMITS))
     photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * scale)
-    lr = ikc.degrade_image(photo.pixels, kernel, scale, noise, jpeg_quality=quality)
+    lr = ikc.degrade_image(photo.pixels, kernel, scale, noise, jpeg_quality=quality, noise_sigma_max=highest)
     closest = float(ikc.estimate_width(kernel))
     truth = Truth(ikc.modcrop(photo.pixels, scale), kernel, closest, noise,
-                  range_warning(scale, closest, bool(anisotropic), noise, quality))
+                  range_warning(scale, closest, bool(anisotropic), noise, quality, highest), highest)
     return lr, truth, photo.notes, scale
 
 
-def range_warning(scale: int, width: float, anisotropic: bool, noise: float, jpeg_quality: int | None = None) -> str:
+def range_warning(scale: int, width: float, anisotropic: bool, noise: float, jpeg_quality: int | None = None,
+                  noise_max: float | None = None) -> str:
     """Why a degradation lies outside what the `scale` model was trained on ("" when it does not)."""
     ranges = training_range(scale)
     if ranges is None:
@@ -576,6 +590,9 @@ def range_warning(scale: int, width: float, anisotropic: bool, noise: float, jpe
         reasons.append(f"width {width:.2f} is outside {low:g}-{high:g}")
     if not noise_low <= noise <= noise_high:
         reasons.append(f"noise {noise:g} is outside {noise_low:g}-{noise_high:g}")
+    if noise_max is not None:
+        reasons.append(f"the noise varies by region, from {noise:g} to {noise_max:g} (IKC assumes one level"
+                       + (f"; above {noise_high:g} none was seen)" if noise_max > noise_high else ")"))
     if jpeg_quality is not None:
         reasons.append(f"JPEG compression at quality {jpeg_quality} (training images were stored losslessly)")
     return ("**Outside the training range** (" + "; ".join(reasons) + "): IKC has never seen such a blur, "
@@ -690,6 +707,11 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                 sigma_y = gr.Slider(*WIDTH_LIMITS, value=3.0, step=0.05, label="sigma_y")
                 angle = gr.Slider(-90, 90, value=30, step=1, label="angle (degrees)")
             noise = gr.Slider(0, MAX_NOISE, value=0, step=0.5, label="Noise sigma (0-255 scale)")
+            with gr.Accordion("Advanced: noise that varies by region", open=False):
+                by_region = gr.Checkbox(False, label="Each 8x8-px block of the LR image gets its own noise level, "
+                                                     "drawn between the noise sigma above and the highest below")
+                noise_max = gr.Slider(0, MAX_BLOCK_NOISE, value=40, step=0.5,
+                                      label="Highest block noise sigma (training went up to 25)")
             jpeg = gr.Slider(0, 95, value=0, step=1, label="JPEG quality of the LR image (0: none, stored losslessly)",
                              elem_id="lab-jpeg")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
@@ -705,7 +727,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             viewer = build_viewer("lab", with_truth=True)
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
     wire_viewer(viewer, state)
-    settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, jpeg, scale]
+    settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, by_region, noise_max, jpeg, scale]
 
     def preview(*values: Any) -> dict:
         if values[0] is None:
@@ -718,12 +740,12 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
         return {lr_view: lr, lr_note: text, viewer.true_kernel: truth_picture(truth)}
 
     def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
-                angle_value: Any, noise_value: Any, jpeg_value: Any, scale_value: Any, steps: Any,
-                request: gr.Request) -> Iterator[dict]:
+                angle_value: Any, noise_value: Any, by_region_value: bool, noise_max_value: Any, jpeg_value: Any,
+                scale_value: Any, steps: Any, request: gr.Request) -> Iterator[dict]:
         with user_errors():
             lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
-                                                       sigma_y_value, angle_value, noise_value, jpeg_value,
-                                                       scale_value)
+                                                       sigma_y_value, angle_value, noise_value, by_region_value,
+                                                       noise_max_value, jpeg_value, scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             model = model_for(factor)
             run = RunResult(lr, factor, count, truth)
@@ -733,7 +755,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                   upload_stem(payload), notes, fill_in=True)
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
-           noise.release, jpeg.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
+           noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
           preprocess=False, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
     outputs = [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download]
     event = run_button.click(run_lab, [*settings, iterations], outputs, preprocess=False, concurrency_id="model",
@@ -811,26 +833,29 @@ def build_api() -> None:
         noise = gr.Number(0.0, label="noise_sigma")
         scale = gr.Number(4, label="scale", precision=0)
         jpeg = gr.Number(None, label="jpeg_quality", precision=0)
+        noise_max = gr.Number(None, label="noise_sigma_max")
         iterations = gr.Number(DEFAULT_ITERATIONS, label="iterations", precision=0)
         lr_out = gr.Image(format="png", label="lr_image")
         sr_out = gr.Image(format="png", label="sr_image")
         info = gr.JSON(label="info")
         degrade_button, sr_button = gr.Button(), gr.Button()
 
-    def degrade(payload: Any, width_value: Any, noise_value: Any, scale_value: Any,
-                jpeg_value: Any = None) -> tuple[np.ndarray, dict]:
-        """Blur, downscale and add noise to a sharp photo, then save it as JPEG when a quality is given:
-        (LR image, info on what was done)."""
+    def degrade(payload: Any, width_value: Any, noise_value: Any, scale_value: Any, jpeg_value: Any = None,
+                noise_max_value: Any = None) -> tuple[np.ndarray, dict]:
+        """Blur, downscale and add noise to a sharp photo (with noise_sigma_max: a level per 8x8-px LR block,
+        between noise_sigma and it), then save it as JPEG when a quality is given: (LR image, info)."""
         with user_errors():
             factor = checked_scale(scale_value)
             kernel_width = checked_number("kernel width", width_value, *WIDTH_LIMITS)
             noise_sigma = checked_number("noise sigma", noise_value, 0, MAX_NOISE)
+            highest = checked_noise_max(noise_sigma, noise_max_value)
             quality = checked_jpeg_quality(jpeg_value)
             photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * factor)
             lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(kernel_width), factor, noise_sigma,
-                                   jpeg_quality=quality)
-            return lr, {"kernel_width": kernel_width, "noise_sigma": noise_sigma, "scale": factor,
-                        "jpeg_quality": quality, "lr_size": [lr.shape[1], lr.shape[0]], "notes": photo.notes}
+                                   jpeg_quality=quality, noise_sigma_max=highest)
+            return lr, {"kernel_width": kernel_width, "noise_sigma": noise_sigma, "noise_sigma_max": highest,
+                        "scale": factor, "jpeg_quality": quality, "lr_size": [lr.shape[1], lr.shape[0]],
+                        "notes": photo.notes}
 
     def super_resolve(payload: Any, scale_value: Any, iterations_value: Any) -> Iterator[tuple[Any, dict]]:
         """Blind SR, streaming each step: (final SR image once ready, per-step data so far)."""
@@ -844,7 +869,7 @@ def build_api() -> None:
                 yield step.sr, {"scale": factor, "lr_size": [photo.pixels.shape[1], photo.pixels.shape[0]],
                                 "notes": photo.notes, "steps": records}
 
-    degrade_button.click(degrade, [image, width, noise, scale, jpeg], [lr_out, info], api_name="degrade",
+    degrade_button.click(degrade, [image, width, noise, scale, jpeg, noise_max], [lr_out, info], api_name="degrade",
                          preprocess=False)
     sr_button.click(super_resolve, [image, scale, iterations], [sr_out, info], api_name="super_resolve",
                     preprocess=False, concurrency_id="model", concurrency_limit=1)

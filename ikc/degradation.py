@@ -19,6 +19,7 @@ from .imageio import to_pixels, to_tensor
 
 KERNEL_SIZE = 21
 JPEG_QUALITIES = (1, 100)  # Pillow's quality range; the web uses about 30-95
+BLOCK_NOISE_SIZE = 8  # LR px per side of the regions of block_noise_sigmas
 
 
 def gaussian_kernel(sigma: float, size: int = KERNEL_SIZE) -> np.ndarray:
@@ -130,8 +131,10 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 
 def add_noise(images: torch.Tensor, noise_sigma: torch.Tensor | float,
               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add white Gaussian noise with standard deviation `noise_sigma` on the 0-255 scale (per sample)."""
-    sigma = torch.as_tensor(noise_sigma, dtype=images.dtype, device=images.device).reshape(-1, 1, 1, 1) / 255
+    """Add Gaussian noise with standard deviation `noise_sigma` on the 0-255 scale: one per sample, or a
+    (B, 1, H, W) map of one per pixel (see block_noise_sigmas)."""
+    sigma = torch.as_tensor(noise_sigma, dtype=images.dtype, device=images.device)
+    sigma = (sigma if sigma.dim() == 4 else sigma.reshape(-1, 1, 1, 1)) / 255
     noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)  # CPU generator
     return images + noise * sigma
 
@@ -170,6 +173,15 @@ def compress_batch(images: torch.Tensor, qualities: Sequence[int | None]) -> tor
     return out
 
 
+def block_noise_sigmas(batch: int, height: int, width: int, low: float, high: float, block: int = BLOCK_NOISE_SIZE,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """A (B, 1, H, W) map of noise levels that vary by region: each block x block tile its own sigma, drawn
+    uniformly from [low, high] (the seed code's patch noise; IKC itself assumes one level per image)."""
+    rows, cols = math.ceil(height / block), math.ceil(width / block)
+    sigmas = low + (high - low) * torch.rand(batch, 1, rows, cols, generator=generator)
+    return sigmas.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :height, :width]
+
+
 def degrade(hr: torch.Tensor, kernels: torch.Tensor, scale: int,
             noise_sigma: torch.Tensor | float = 0.0,
             generator: torch.Generator | None = None,
@@ -189,12 +201,19 @@ def degrade(hr: torch.Tensor, kernels: torch.Tensor, scale: int,
 
 
 def degrade_image(hr_pixels: np.ndarray, kernel: np.ndarray, scale: int, noise_sigma: float = 0.0,
-                  seed: int = 0, jpeg_quality: int | None = None) -> np.ndarray:
+                  seed: int = 0, jpeg_quality: int | None = None, noise_sigma_max: float | None = None) -> np.ndarray:
     """`degrade` for one (H, W, 3) uint8 image: modcrops it, returns the LR uint8 image (seeded noise, then
-    JPEG at `jpeg_quality` when given)."""
+    JPEG at `jpeg_quality` when given). With `noise_sigma_max`, the noise level varies by region: each
+    BLOCK_NOISE_SIZE-px LR block gets its own, drawn from [noise_sigma, noise_sigma_max]."""
     hr = to_tensor(modcrop(hr_pixels, scale))
     generator = torch.Generator().manual_seed(seed)
-    return to_pixels(degrade(hr, torch.as_tensor(kernel, dtype=torch.float32), scale, noise_sigma, generator,
+    noise: torch.Tensor | float = noise_sigma
+    if noise_sigma_max is not None:
+        if not 0 <= noise_sigma <= noise_sigma_max:
+            raise ValueError(f"the noise range must go up: from {noise_sigma:g} to {noise_sigma_max:g}")
+        noise = block_noise_sigmas(1, hr.shape[-2] // scale, hr.shape[-1] // scale, noise_sigma, noise_sigma_max,
+                                   generator=generator)
+    return to_pixels(degrade(hr, torch.as_tensor(kernel, dtype=torch.float32), scale, noise, generator,
                              check_jpeg_quality(jpeg_quality)))
 
 

@@ -33,8 +33,12 @@ def test_degrade_returns_the_lr_image_first(client, tmp_path):
     expected = ikc.degrade_image(photo("astronaut"), ikc.gaussian_kernel(2.0), 4, 5.0)
     assert np.array_equal(lr, expected), "the PNG round trip must be lossless"
     lr_path, info = client.predict(handle_file(str(sharp)), 2.0, 5.0, 4, 70, api_name="/degrade")
-    assert info["jpeg_quality"] == 70, "the optional last argument saves the LR image as JPEG"
+    assert info["jpeg_quality"] == 70, "the optional fifth argument saves the LR image as JPEG"
     assert np.array_equal(pixels(lr_path), ikc.jpeg_compress(expected, 70))
+    lr_path, info = client.predict(handle_file(str(sharp)), 2.0, 5.0, 4, None, 50.0, api_name="/degrade")
+    assert info["noise_sigma_max"] == 50 and info["jpeg_quality"] is None, "the sixth: noise varying by region"
+    assert np.array_equal(pixels(lr_path), ikc.degrade_image(photo("astronaut"), ikc.gaussian_kernel(2.0), 4, 5.0,
+                                                             noise_sigma_max=50.0))
 
 
 def test_super_resolve_streams_every_step_then_the_final_image(client, lr_file):
@@ -119,13 +123,20 @@ def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_it_was_never_trained_on(
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     sharp = ikc.save_png(photo("astronaut")[:256, :256], tmp_path / "sharp.png")
     settings = ({"path": str(sharp)}, 2.0, False, 1.0, 3.0, 0.0, 0.0)
-    lossless, truth, _, _ = app.lab_degradation(*settings, 0, 4)
-    compressed, jpeg_truth, _, _ = app.lab_degradation(*settings, 70, 4)
+    lossless, truth, _, _ = app.lab_degradation(*settings, False, 40, 0, 4)
+    compressed, jpeg_truth, _, _ = app.lab_degradation(*settings, False, 40, 70, 4)
     assert np.array_equal(compressed, ikc.jpeg_compress(lossless, 70))
     assert truth.warning == "" and "JPEG compression at quality 70" in jpeg_truth.warning
     assert app.checked_jpeg_quality(None) is None and app.checked_jpeg_quality(0) is None
     with pytest.raises(ValueError, match="JPEG quality must be from 1 to 100"):
         app.checked_jpeg_quality(101)
+    patchy, patchy_truth, _, _ = app.lab_degradation(*settings[:-1], 5.0, True, 60, 0, 4)
+    assert np.array_equal(patchy, ikc.degrade_image(photo("astronaut")[:256, :256], ikc.gaussian_kernel(2.0), 4, 5.0,
+                                                    noise_sigma_max=60))
+    assert patchy_truth.noise_max == 60 and "varies by region, from 5 to 60" in patchy_truth.warning
+    assert "above 25 none was seen" in patchy_truth.warning
+    with pytest.raises(ValueError, match="highest block noise sigma must be from 5 to 75"):
+        app.lab_degradation(*settings[:-1], 5.0, True, 2, 0, 4)
 
 
 def test_the_estimated_kernel_is_drawn_bright_in_the_centre_even_for_a_code_off_the_gaussians():

@@ -113,3 +113,13 @@ def test_the_quality_of_a_jpeg_file_is_read_from_its_tables(quality):
     buffer = io.BytesIO()
     Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buffer, format="PNG")
     assert ikc.read_image(buffer.getvalue()).jpeg_quality is None
+
+
+def test_block_noise_gives_each_8x8_block_its_own_level_within_the_range():
+    flat = np.full((512, 512, 3), 128, np.uint8)
+    lr = ikc.degrade_image(flat, ikc.gaussian_kernel(1.0), 4, 2.0, seed=1, noise_sigma_max=60.0).astype(float)
+    levels = lr[..., 0].reshape(16, 8, 16, 8).std(axis=(1, 3))  # one noise level per 8x8 block
+    assert levels.min() < 12 and levels.max() > 45 and levels.max() < 75
+    assert np.array_equal(lr, ikc.degrade_image(flat, ikc.gaussian_kernel(1.0), 4, 2.0, seed=1, noise_sigma_max=60.0))
+    with pytest.raises(ValueError, match="the noise range must go up"):
+        ikc.degrade_image(flat, ikc.gaussian_kernel(1.0), 4, 20.0, noise_sigma_max=10.0)

@@ -285,6 +285,8 @@ def test_app_keeps_the_pixels_upright_alpha_white_and_the_first_frame(client, co
     ("/degrade", ("lr", 2.0, 0.0, 7), "scale must be from 2 to 4"),
     ("/degrade", ("lr", 2.0, 0.0, 4, 150), "JPEG quality must be from 1 to 100, got 150"),
     ("/degrade", ("lr", 2.0, 0.0, 4, "best"), "JPEG quality must be a number"),
+    ("/degrade", ("lr", 2.0, 10.0, 4, None, 5.0), "highest block noise sigma must be from 10 to 75, got 5"),
+    ("/degrade", ("lr", 2.0, 0.0, 4, None, 100), "highest block noise sigma must be from 0 to 75"),
 ])
 def test_hostile_calls_get_a_clear_error(client, lr_file, endpoint, arguments, message):
     images = {"lr": handle_file(str(lr_file)), "outside": {"path": str(lr_file)}}  # the latter: no upload
@@ -308,9 +310,9 @@ def raw_error(server: AppServer, endpoint: str, body: str) -> str:
 def test_raw_http_calls_that_gradio_client_cannot_send_get_a_clear_error(app_server, lr_file):
     uploads = app_server.log.parent / "gradio"
     upload = '{"path": "%s", "meta": {"_type": "gradio.FileData"}}'
-    assert "got nan" in raw_error(app_server, "degrade", '{"data": [null, NaN, 0, 4, null]}')
+    assert "got nan" in raw_error(app_server, "degrade", '{"data": [null, NaN, 0, 4, null, null]}')
     assert "got nan" in raw_error(app_server, "super_resolve", '{"data": [null, 4, NaN]}')
-    assert "got inf" in raw_error(app_server, "degrade", '{"data": [null, 2, Infinity, 4, null]}')
+    assert "got inf" in raw_error(app_server, "degrade", '{"data": [null, 2, Infinity, 4, null, null]}')
     assert "not uploaded by a user" in raw_error(app_server, "super_resolve",
                                                  '{"data": [%s, 4, 1]}' % (upload % lr_file))
     assert "only files uploaded" in raw_error(app_server, "super_resolve",
