@@ -186,10 +186,10 @@ def test_another_scale_starts_from_the_x4_body(photo_dir, tiny_checkpoints, tmp_
 
 
 def test_tune_crops_scores_each_setting_on_held_out_photos(tiny_checkpoints, photo_dir, capsys):
-    results = tune_crops.main(["--settings", "16:1,12:2,0:1", "--iterations", "1", "--crop", "96",
+    results = tune_crops.main(["--settings", "20:1,16:2,0:1", "--iterations", "1", "--crop", "96",
                                "--data", str(photo_dir), "--checkpoints", str(tiny_checkpoints)])
-    assert list(results) == ["16:1", "12:2", "0:1"] and all(10 < v < 60 for v in results.values())
-    assert "12:2: final PSNR-Y" in capsys.readouterr().out
+    assert list(results) == ["20:1", "16:2", "0:1"] and all(10 < v < 60 for v in results.values())
+    assert "16:2: final PSNR-Y" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         tune_crops.main(["--settings", "28x2", "--data", str(photo_dir)])
     assert "SIZE:COUNT" in capsys.readouterr().err
