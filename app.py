@@ -546,7 +546,7 @@ def checked_jpeg_quality(value: Any) -> int | None:
     """A JPEG quality from the page or the API: None, empty or 0 mean none (lossless); else 1-100."""
     if value is None or value == "" or value == 0:
         return None
-    return ikc.check_jpeg_quality(checked_whole("JPEG quality", value, *ikc.JPEG_QUALITIES))
+    return checked_whole("JPEG quality", value, *ikc.JPEG_QUALITIES)
 
 
 def checked_noise_max(noise: float, noise_max: Any) -> float | None:
@@ -755,8 +755,9 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                   upload_stem(payload), notes, fill_in=True)
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
-           noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview, settings, [lr_view, lr_note, viewer.true_kernel],
-          preprocess=False, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
+           noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview, settings,
+          [lr_view, lr_note, viewer.true_kernel], preprocess=False, trigger_mode="always_last",
+          api_visibility="private", show_progress="hidden")
     outputs = [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download]
     event = run_button.click(run_lab, [*settings, iterations], outputs, preprocess=False, concurrency_id="model",
                              concurrency_limit=1, api_visibility="private", show_progress="minimal",

@@ -197,8 +197,7 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 def sftmd_weights(meta: dict) -> str:
     """Which weights of an SFTMD state to export: "ema" (the moving average) when it validated better, else
     "sftmd" (the trained weights)."""
-    ema, plain = meta.get("ema_psnr", float("nan")), meta.get("last_psnr", float("nan"))
-    return "ema" if ema is not None and plain is not None and ema > plain else "sftmd"
+    return "ema" if meta.get("ema_psnr", math.nan) > meta.get("last_psnr", math.nan) else "sftmd"  # NaN: never
 
 
 def load_state(path: Path, modules: dict[str, nn.Module],

@@ -10,8 +10,8 @@ extra Predictor updates on fresh batches. The Corrector starts from the Predicto
 (a share `uniform_start_fraction`, so starts far from the truth are seen) or of the true width plus
 N(0, perturbed_width_std); it then follows its own updates, so it learns from the trajectories it makes.
 With `train_predictor: false` only the Corrector learns; with `amp` the frozen SFTMD's passes run under bf16
-autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a shipped
-checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
+autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a
+shipped checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
 on held-out photos (training.convergence); the state that converges best is kept as best.safetensors.
 """
 from __future__ import annotations

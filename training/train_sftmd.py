@@ -20,7 +20,7 @@ from ikc.archs import SFTMD, SFTMDConfig
 from ikc.kernel_code import fit_pca
 
 from .common import (RunLog, TrainConfig, add_run_arguments, autocast, exponential_average, load_config, load_state,
-                     mean_psnr, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
+                     mean_psnr, prefixed, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
                      start_from_checkpoint, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
@@ -75,8 +75,9 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
     else:
         pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
     ema = exponential_average(model, config.ema_decay)  # starts from the weights above
-    if ema is not None and state_path.exists() and any(k.startswith("ema.") for k in read_state(state_path)[0]):
-        load_state(state_path, {"ema": ema.module}, None)
+    saved_average = prefixed(read_state(state_path)[0], "ema") if ema is not None and state_path.exists() else {}
+    if saved_average:
+        ema.module.load_state_dict(saved_average)
         ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
