@@ -12,10 +12,10 @@ import torch
 
 import ikc
 from ikc.kernel_code import decode_kernel, encode, estimate_width
-from training import common, dataset, evaluate, export, pack_photos, train_sftmd, tune_crops
+from training import common, dataset, evaluate, export, pack_photos, train_ikc, train_sftmd, tune_crops
 from training.common import TrainConfig, learning_rate, rate_schedule, read_state
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
-from training.train_ikc import perturbed_codes
+from training.train_ikc import Trajectories, perturbed_codes
 
 from .conftest import REPO
 
@@ -217,6 +217,25 @@ def test_uniform_starts_cover_the_range_whatever_the_truth():
     widths = estimate_width(decode_kernel(pca, perturbed_codes(true, sigma, noise, config, pca).numpy()))
     assert widths.min() < 0.6 and widths.max() > 3.6  # far starts on both sides of the truth
     assert np.abs(widths - 2.0).mean() > 0.8
+
+
+def test_replayed_trajectories_carry_on_where_they_stopped_until_their_rounds_are_used_up():
+    lr, target = torch.arange(4.0).view(4, 1, 1, 1), torch.arange(4.0).view(4, 1) + 10
+    ended = Trajectories(lr, target, target + 0.5, torch.tensor([0, 2, 1, 2]))
+    old = ended.take(3, max_rounds=2)
+    assert sorted(old.lr.flatten().tolist()) == [0.0, 2.0]  # only those with rounds left, at most 3
+    fresh_lr, fresh_target = torch.full((4, 1, 1, 1), -1.0), torch.full((4, 1), -1.0)
+    batch = old.replacing_tail(fresh_lr, fresh_target, fresh_target)
+    assert batch.lr.flatten().tolist()[:2] == [-1.0, -1.0] and batch.rounds[:2].tolist() == [0, 0]
+    assert torch.equal(batch.code[2:], batch.target[2:] + 0.5)  # each carried on from the code it reached
+    assert torch.equal(batch.lr[2:].flatten() + 10, batch.target[2:].flatten())  # patch and truth stay paired
+
+
+def test_a_corrector_run_with_replay_trains_and_validates(photo_dir, tiny_checkpoints, tmp_path):
+    config = TrainConfig(**{**TINY, "train_predictor": False, "replay_fraction": 0.5, "replay_rounds": 1})
+    error = train_ikc.train(config, tiny_checkpoints / "sftmd_x4.safetensors", photo_dir, tmp_path / "run", None, 6,
+                            1, from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
+    assert np.isfinite(error) and read_state(tmp_path / "run" / "state.safetensors")[1]["step"] == 6  # 3 more
 
 
 def test_texture_pick_keeps_the_most_textured_crops(photo_dir):

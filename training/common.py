@@ -53,6 +53,8 @@ class TrainConfig:
     predictor_start_fraction: float = 0.5
     train_predictor: bool = True
     texture_pick: int = 1
+    replay_fraction: float = 0.0  # share of each P/C batch that carries on earlier batches' trajectories
+    replay_rounds: int = 2  # a trajectory is carried on into at most this many later batches
     noise_weight: float = 0.0
     sigma_min: float = 0.2
     sigma_max: float = 4.0

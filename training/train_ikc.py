@@ -9,6 +9,9 @@ extra Predictor updates on fresh batches. The Corrector starts from the Predicto
 (half the batch) and from wrong codes for the rest: Gaussians of a width drawn over the whole training range
 (a share `uniform_start_fraction`, so starts far from the truth are seen) or of the true width plus
 N(0, perturbed_width_std); it then follows its own updates, so it learns from the trajectories it makes.
+With `replay_fraction` > 0 that share of each batch carries on trajectories of earlier batches (their LR
+patch and the code they reached), so the Corrector also learns from the states its later steps visit (the
+app runs 7 steps; a batch unrolls `correction_steps`) at no extra cost per step.
 With `train_predictor: false` only the Corrector learns; with `amp` the frozen SFTMD's passes run under bf16
 autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a
 shipped checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 
@@ -85,6 +89,28 @@ def perturbed_codes(codes: torch.Tensor, sigma: torch.Tensor, noise: torch.Tenso
     return torch.from_numpy(encode(pca, kernels, noise.numpy())).to(codes.device)
 
 
+@dataclass
+class Trajectories:
+    """Correction trajectories at the end of a batch, to be carried on in later ones."""
+    lr: torch.Tensor  # (N, 3, h, w) LR patches
+    target: torch.Tensor  # (N, CODE_LENGTH) true codes
+    code: torch.Tensor  # (N, CODE_LENGTH) the code each trajectory has reached
+    rounds: torch.Tensor  # (N,) how many batches each has run
+
+    def take(self, count: int, max_rounds: int) -> "Trajectories":
+        """Up to `count` of them, at random among those that have run fewer than `max_rounds` batches."""
+        alive = torch.nonzero(self.rounds < max_rounds).flatten()
+        chosen = alive[torch.randperm(len(alive))[:count]]
+        return Trajectories(self.lr[chosen], self.target[chosen], self.code[chosen], self.rounds[chosen])
+
+    def replacing_tail(self, lr: torch.Tensor, target: torch.Tensor, code: torch.Tensor) -> "Trajectories":
+        """A fresh batch (all at round 0) whose last entries are these carried-on trajectories."""
+        keep = len(code) - len(self.code)
+        fresh = torch.zeros(keep, dtype=self.rounds.dtype)
+        return Trajectories(torch.cat([lr[:keep], self.lr]), torch.cat([target[:keep], self.target]),
+                            torch.cat([code[:keep], self.code]), torch.cat([fresh, self.rounds]))
+
+
 def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int]:
     """The SFTMD to train against, its PCA and step: from a run folder's state or a shipped checkpoint file."""
     if source.is_file():
@@ -148,6 +174,8 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
              f"device {device}, anneal {anneal}, config {config.to_dict()}")
 
     last = {"error": float("nan"), "best": math.inf}
+    carried: list[Trajectories] = []  # the last batch's trajectories, when replaying
+    replayed = round(config.batch_size * config.replay_fraction)
     criterion = code_loss(pca, config.spread_weight, config.noise_weight, device)
     rate = rate_schedule(config, step, minutes if anneal else None)
 
@@ -169,14 +197,19 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         half = round(config.batch_size * config.predictor_start_fraction)
         perturbed = perturbed_codes(batch.code[half:], batch.sigma[half:], batch.noise[half:], config, pca)
         code = torch.cat([guess[:half].detach(), perturbed])
-        loss_c = torch.zeros((), device=device)
-        lr_cl = batch.lr.contiguous(memory_format=CL)
+        old = carried.pop().take(replayed, config.replay_rounds) if carried else None
+        now = (old.replacing_tail(batch.lr, batch.code, code) if old is not None
+               else Trajectories(batch.lr, batch.code, code, torch.zeros(len(code), dtype=torch.long)))
+        code, loss_c = now.code, torch.zeros((), device=device)
+        lr_cl = now.lr.contiguous(memory_format=CL)
         for _ in range(config.correction_steps):
             with torch.no_grad(), autocast(device, config.amp):
                 sr = sftmd(lr_cl, code).float().contiguous(memory_format=CL)
             corrected = code + c_net(sr, code)
-            loss_c = loss_c + criterion(corrected, batch.code) / config.correction_steps
+            loss_c = loss_c + criterion(corrected, now.target) / config.correction_steps
             code = corrected.detach()
+        if replayed:
+            carried.append(Trajectories(now.lr, now.target, code, now.rounds + 1))
         optimizer.zero_grad(set_to_none=True)
         (loss_p + loss_c).backward()
         optimizer.step()
