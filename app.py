@@ -7,8 +7,11 @@ Named API endpoints: /degrade and /super_resolve. All model work goes through th
 """
 from __future__ import annotations
 
+import csv
 import functools
 import io
+import json
+import math
 import os
 import re
 import shutil
@@ -25,6 +28,7 @@ import gradio as gr
 import numpy as np
 from gradio.data_classes import GradioRootModel, ImageData
 from gradio.utils import get_upload_folder
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 from skimage import data as skdata
@@ -32,7 +36,7 @@ from skimage import data as skdata
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR, estimators_path
 from ikc.pipeline import MIN_LR_SIZE
-from ikc.visualize import kernel_picture
+from ikc.visualize import kernel_picture, save_animation, step_frame
 
 MAX_RESULT_SIDE = 768  # documented limit: inputs are downscaled so that the SR result has at most 768x768 px
 MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2
@@ -48,6 +52,7 @@ MAX_SESSIONS = 200  # sessions kept in memory at most; the least recently used a
 QUEUE_SIZE = int(os.environ.get("IKC_QUEUE_SIZE") or 64)  # waiting jobs: a class of 30 pressing Run at once fits
 EXAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 EXAMPLE_WIDTH, EXAMPLE_SCALE = 2.0, 4
+RESULTS = Path(__file__).resolve().parent / "results"  # the shipped weights' measured Gaussian8 numbers
 TEMP = Path(tempfile.gettempdir())
 RESULTS_DIR, EXAMPLES_DIR = TEMP / "ikc-studio-results", TEMP / "ikc-studio-examples"
 
@@ -83,6 +88,31 @@ EXPLAIN_LIMITS = f"""\
 first, and the page says so. Uploads up to {MAX_UPLOAD.upper()}. One model job runs at a time, others wait in
 a queue of {QUEUE_SIZE}. Your results are deleted an hour after your last run. Nothing leaves this server.
 """
+
+
+def model_summary(results: Path, scales: list[int]) -> str:
+    """What the model is, with its Gaussian8 PSNR-Y / SSIM-Y on Set5 and Set14 (measured by training.evaluate,
+    read from `results`) beside the paper's; a scale without measured numbers is left out."""
+    published = json.loads((results / "published.json").read_text())
+    rows = []
+    for scale in sorted(scales):
+        ours = {name: results / f"{name.lower()}_x{scale}.json" for name in ("Set5", "Set14")}
+        if not all(path.is_file() for path in ours.values()):
+            continue
+        cells = []
+        for name, path in ours.items():
+            psnr, ssim = (json.loads(path.read_text())["methods"]["ikc"][key] for key in ("psnr_y", "ssim_y"))
+            paper = published["ikc"][str(scale)][name]
+            cells += [f"{psnr:.2f} / {ssim:.3f}", f"{paper[0]:.2f} / {paper[1]:.3f}"]
+        rows.append(f"| x{scale} | " + " | ".join(cells) + " |")
+    table = ("\n\n| scale | Set5, this app | Set5, paper | Set14, this app | Set14, paper |\n|---|---|---|---|---|\n"
+             + "\n".join(rows)) if rows else ""
+    return ("**The model.** A small IKC trained for hours on a CPU (and minutes on a lent GPU); "
+            f"the paper's was trained for {published['training']}. It has three networks: the *Predictor* "
+            "guesses the blur kernel, *SFTMD* (Spatial Feature Transform for Multiple Degradations) enlarges the "
+            "photo undoing the kernel it is told, and the *Corrector* judges the result and corrects the kernel. "
+            "PSNR-Y / SSIM-Y on the standard test images, each blurred with the 8 Gaussian widths of the paper "
+            "(Gaussian8), final step; higher is better." + table)
 
 
 @contextmanager
@@ -262,10 +292,15 @@ class RunResult:
     download: Path | None = None
     shown: int = 0  # the step the viewer shows: a queued render of a step the user has left is skipped
     playing: bool = False  # Play is stepping through: scrubbing stops it, so a tick already on its way is dropped
+    on_screen: int | None = None  # the step whose image the viewer shows (it stays while another is rendered)
+    stale: bool = False  # the lab's settings changed after this run: its steps no longer match them
     bicubic: bytes = field(init=False)  # the bicubic enlargement, packed
+    bicubic_psnr: float = field(init=False)  # its PSNR-Y against the truth (NaN without one)
 
     def __post_init__(self) -> None:
-        self.bicubic = pack(ikc.upscale_bicubic(self.lr, self.scale))
+        bicubic = ikc.upscale_bicubic(self.lr, self.scale)
+        self.bicubic = pack(bicubic)
+        self.bicubic_psnr = ikc.psnr_y(bicubic, self.truth.hr, self.scale) if self.truth is not None else math.nan
 
     def record(self, step: ikc.Step) -> None:
         """Store (or replace) a step, packing its image and scoring it against the truth when known."""
@@ -283,6 +318,14 @@ class RunResult:
         """Render step `index`'s SR image at full size and store it, unless it is stored already."""
         if index not in self.images:
             self.record(replace(self.steps[index], sr=model.render(self.lr, self.steps[index].code)))
+
+
+@dataclass
+class StopSignal:
+    """A tab's Stop button in one session: pressed while a run streams (or waits in the queue), the run ends
+    after its current step and keeps the steps it has; Run re-arms it."""
+
+    pressed: bool = False
 
 
 def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
@@ -327,10 +370,19 @@ def correction_stream(model: ikc.IKC, run: RunResult, fill_in: bool) -> Iterator
         yield last, f"Final result ready; rendering the steps in between: {index} of {last - 1}"
 
 
-def width_figure(run: RunResult, index: int) -> Figure:
+MIN_PSNR_SPAN, MIN_SSIM_SPAN = 2.0, 0.05  # the quality plot's axes span at least these: 0.1 dB is no cliff
+PLOT_FONT = 10  # pt: legends and labels readable on a projector
+
+
+def spanned(values: list[float], span: float) -> tuple[float, float]:
+    """Axis limits around `values`, at least `span` wide, with a 10% margin."""
+    low, high = min(values), max(values)
+    half = max(high - low, span) * 0.55
+    return (low + high) / 2 - half, (low + high) / 2 + half
+
+
+def draw_widths(axes: Axes, run: RunResult, index: int) -> None:
     """Estimated kernel width across steps, the shown step marked (and the true width when known)."""
-    figure = Figure(figsize=(4.8, 3.0), dpi=100, layout="constrained")
-    axes = figure.add_subplot()
     indices = [s.index for s in run.steps]
     widths = [s.kernel_width for s in run.steps]
     axes.plot(indices, widths, "o-", color="tab:blue", label="estimated width")
@@ -339,47 +391,55 @@ def width_figure(run: RunResult, index: int) -> Figure:
     if index < len(run.steps):
         axes.plot([index], [widths[index]], "o", markersize=12, markerfacecolor="none", color="tab:red",
                   label=f"step {index}")
-    axes.set(title="Estimated kernel width across steps", xlabel="step", ylabel="kernel width",
+    axes.set(title="Estimated kernel width", xlabel="step", ylabel="kernel width σ (HR px)",
              xlim=(-0.5, run.iterations + 0.5),
              ylim=(0, max([4.5, *widths, run.truth.width if run.truth else 0]) + 0.5))
     axes.xaxis.get_major_locator().set_params(integer=True)
-    figure.legend(fontsize=7, loc="outside lower center", ncols=3)
-    return figure
+    axes.legend(fontsize=PLOT_FONT - 1, loc="best")
 
 
-def scores_figure(run: RunResult, index: int) -> Figure:
-    """PSNR-Y and SSIM-Y of each rendered step against the truth, with bicubic as the baseline."""
-    figure = Figure(figsize=(4.8, 3.0), dpi=100, layout="constrained")
-    psnr_axes = figure.add_subplot()
-    ssim_axes = psnr_axes.twinx()
+def draw_scores(axes: Axes, run: RunResult, index: int) -> None:
+    """PSNR-Y and SSIM-Y of each rendered step against the truth, with bicubic as the baseline; the PSNR axis
+    spans at least MIN_PSNR_SPAN dB."""
+    ssim_axes = axes.twinx()
     indices = sorted(run.scores)
-    psnr_axes.plot(indices, [run.scores[i][0] for i in indices], "o-", color="tab:blue", label="PSNR-Y")
+    psnrs = [run.scores[i][0] for i in indices]
+    axes.plot(indices, psnrs, "o-", color="tab:blue", label="PSNR-Y")
     ssim_axes.plot(indices, [run.scores[i][1] for i in indices], "s--", color="tab:orange", label="SSIM-Y")
-    bicubic_psnr, _ = score(unpack(run.bicubic), run.truth.hr, run.scale)
-    psnr_axes.axhline(bicubic_psnr, color="grey", linestyle=":", label="bicubic PSNR-Y")
+    axes.axhline(run.bicubic_psnr, color="grey", linestyle=":", label="bicubic PSNR-Y")
     if index in run.scores:
-        psnr_axes.plot([index], [run.scores[index][0]], "o", markersize=12, markerfacecolor="none", color="tab:red")
-    psnr_axes.set(title="Quality against the sharp original", xlabel="step", ylabel="PSNR-Y (dB)",
-                  xlim=(-0.5, run.iterations + 0.5))
-    ssim_axes.set_ylabel("SSIM-Y")
-    psnr_axes.xaxis.get_major_locator().set_params(integer=True)
-    figure.legend(fontsize=7, loc="outside lower center", ncols=3)
+        axes.plot([index], [run.scores[index][0]], "o", markersize=12, markerfacecolor="none", color="tab:red")
+    axes.set(title="Quality against the sharp original", xlabel="step", ylabel="PSNR-Y (dB)",
+             xlim=(-0.5, run.iterations + 0.5), ylim=spanned([*psnrs, run.bicubic_psnr], MIN_PSNR_SPAN))
+    ssim_axes.set(ylabel="SSIM-Y", ylim=spanned([run.scores[i][1] for i in indices], MIN_SSIM_SPAN))
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    lines = axes.get_lines()[:1] + ssim_axes.get_lines() + axes.get_lines()[1:2]
+    axes.legend(lines, [line.get_label() for line in lines], fontsize=PLOT_FONT - 1, loc="lower right")
+
+
+def plot_figure(run: RunResult, index: int, parts: tuple[str, ...]) -> Figure:
+    """A figure of the named plots ("widths", "scores") side by side, for the viewer or an export."""
+    figure = Figure(figsize=(4.8 * len(parts), 3.2), dpi=100, layout="constrained")
+    for axes, part in zip(figure.subplots(1, len(parts), squeeze=False)[0], parts):
+        (draw_widths if part == "widths" else draw_scores)(axes, run, index)
     return figure
 
 
 def step_caption(run: RunResult, index: int) -> str:
-    """One Markdown line about the shown step."""
+    """One Markdown line about the shown step (and a warning when the lab's settings have changed since)."""
+    text = (f"**The settings have changed since this run** (true width {run.truth.width:.2f}): press Run IKC to "
+            "see them. " if run.stale and run.truth is not None else "")
     if index >= len(run.steps):
-        return f"**Step {index} of {run.iterations}** is not estimated yet."
+        return text + f"**Step {index} of {run.iterations}** is not estimated yet."
     step = run.steps[index]
     role = "the Predictor's first guess" if index == 0 else "after correction " + str(index)
-    text = (f"**Step {index} of {run.iterations}** ({role}): estimated kernel width {step.kernel_width:.2f}, "
-            f"noise level {step.noise_sigma:.1f}.")
+    text += (f"**Step {index} of {run.iterations}** ({role}): estimated kernel width {step.kernel_width:.2f}, "
+             f"noise level {step.noise_sigma:.1f}.")
     if index in run.scores:
         psnr, ssim = run.scores[index]
         text += f" PSNR-Y {psnr:.2f} dB, SSIM-Y {ssim:.3f}."
     if index not in run.images:
-        text += " Its image is rendered when the slider stays on this step; it appears here in a moment."
+        text += " Its image is being rendered; it appears here in a moment."
     if run.truth is not None and run.truth.warning:
         text += f" {run.truth.warning}"
     return text
@@ -389,20 +449,60 @@ def estimate_picture(step: ikc.Step) -> np.ndarray:
     """The step's estimate as a picture: the Gaussian of its width (the kernel drawn back from a code off the
     Gaussians can have a dark centre after clipping, which no student recognises), captioned with width and noise."""
     return kernel_picture(ikc.gaussian_kernel(step.kernel_width),
-                          caption=f"est. w {step.kernel_width:.2f} n {step.noise_sigma:.1f}")
+                          caption=f"width {step.kernel_width:.2f}\nnoise {step.noise_sigma:.1f}")
 
 
 def truth_picture(truth: Truth) -> np.ndarray:
     """The true kernel as a picture captioned with its width and noise level."""
     noise = f"{truth.noise_sigma:.0f}-{truth.noise_max:.0f}" if truth.noise_max is not None else \
         f"{truth.noise_sigma:.1f}"
-    return kernel_picture(truth.kernel, caption=f"true w {truth.width:.2f} n {noise}")
+    return kernel_picture(truth.kernel, caption=f"width {truth.width:.2f}\nnoise {noise}")
+
+
+def frame_caption(run: RunResult, step: ikc.Step) -> str:
+    """The line under a step's frame in the exported animation."""
+    text = f"Step {step.index} of {run.iterations}: estimated width {step.kernel_width:.2f}"
+    if run.truth is not None:
+        text += f" (true {run.truth.width:.2f})"
+    if step.index in run.scores:
+        text += f", PSNR-Y {run.scores[step.index][0]:.2f} dB"
+    return text
+
+
+def export_steps(model: ikc.IKC, run: RunResult, folder: Path) -> list[Path]:
+    """Render the steps not rendered yet, then write the run for a lecture: an animated GIF (image and kernel per
+    step), a PNG of the curves, and the numbers per step as CSV and JSON. Returns the four files."""
+    for index in range(len(run.steps)):
+        run.render(model, index)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gif = save_animation([step_frame(run.image(s.index), estimate_picture(s), frame_caption(run, s))
+                          for s in run.steps], folder / "ikc_steps.gif")
+    figure = folder / "ikc_curves.png"
+    plot_figure(run, len(run.steps) - 1, ("widths", "scores") if run.scores else ("widths",)).savefig(figure, dpi=150)
+    rows = [{**step_record(s), "psnr_y": run.scores.get(s.index, (None, None))[0],
+             "ssim_y": run.scores.get(s.index, (None, None))[1]} for s in run.steps]
+    record = {"scale": run.scale, "iterations": run.iterations, "steps": rows,
+              "truth": None if run.truth is None else {"kernel_width": run.truth.width,
+                                                       "noise_sigma": run.truth.noise_sigma,
+                                                       "noise_sigma_max": run.truth.noise_max,
+                                                       "bicubic_psnr_y": run.bicubic_psnr}}
+    numbers = folder / "ikc_steps.json"
+    numbers.write_text(json.dumps(record, indent=1) + "\n")
+    table = folder / "ikc_steps.csv"
+    with table.open("w", newline="") as handle:
+        columns = ["step", "kernel_width", "noise_sigma", "psnr_y", "ssim_y"]
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return [gif, figure, table, numbers]
 
 
 @dataclass
 class Viewer:
     """The step viewer shared by Restore and the Degradation lab (truth components only in the lab)."""
 
+    prefix: str  # the tab's name: element ids and the session's results folder
     slider: gr.Slider
     play: gr.Button
     timer: gr.Timer
@@ -412,6 +512,8 @@ class Viewer:
     widths: gr.Plot
     comparison: gr.ImageSlider
     download: gr.DownloadButton
+    export: gr.Button
+    exports: gr.File
     true_kernel: gr.Image | None = None
     scores: gr.Plot | None = None
 
@@ -426,14 +528,24 @@ class Viewer:
         step = run.steps[index] if index < len(run.steps) else None
         updates = {self.slider: gr.Slider(maximum=max(run.iterations, 1), value=index),
                    self.caption: step_caption(run, index),
-                   self.sr: run.image(index),
+                   self.sr: self.picture(run, index),
                    self.kernel: estimate_picture(step) if step is not None else None,
-                   self.widths: width_figure(run, index)}
-        if self.true_kernel is not None and run.truth is not None:
-            updates[self.true_kernel] = truth_picture(run.truth)
+                   self.widths: plot_figure(run, index, ("widths",))}
+        if self.true_kernel is not None and run.truth is not None and not run.stale:
+            updates[self.true_kernel] = gr.Image(truth_picture(run.truth), label="True kernel")
         if self.scores is not None and run.truth is not None:
-            updates[self.scores] = scores_figure(run, index)
+            updates[self.scores] = plot_figure(run, index, ("scores",))
         return updates
+
+    @staticmethod
+    def picture(run: RunResult, index: int) -> gr.Image:
+        """Step `index`'s image; while it is rendered, the image on screen stays, marked busy and labelled."""
+        image = run.image(index)
+        if image is not None:
+            run.on_screen = index
+            return gr.Image(image, label=f"Super-resolved image, step {index}", elem_classes=[])
+        meanwhile = "" if run.on_screen is None else f" (showing step {run.on_screen} meanwhile)"
+        return gr.Image(label=f"Rendering step {index}...{meanwhile}", elem_classes=["busy"])
 
     def stop(self, run: RunResult | None) -> dict:
         """Stop Play: the timer and any tick already on its way."""
@@ -471,6 +583,13 @@ class Viewer:
         run.render(model_for(run.scale), index)
         return self.show(run, index) if run.shown == index else gr.skip()
 
+    def export_run(self, run: RunResult | None, request: gr.Request) -> list[str]:
+        """The export button: the run's animation, curves and numbers as files to download."""
+        if run is None or not run.steps:
+            raise gr.Error("Run IKC first: there are no steps to export yet.", print_exception=False)
+        folder = results_folder(request, self.prefix) / "export"
+        return [str(path) for path in export_steps(model_for(run.scale), run, folder)]
+
     def final(self, run: RunResult | None) -> dict:
         """The before/after comparison and the download, once the final step is rendered (else cleared)."""
         if run is None or run.download is None:
@@ -500,8 +619,14 @@ def build_viewer(prefix: str, with_truth: bool) -> Viewer:
             scores = gr.Plot(format="png", show_label=False) if with_truth else None
     comparison = gr.ImageSlider(label="Before / after: bicubic enlargement vs. final step", format="png",
                                 interactive=False, buttons=["fullscreen"], max_height=420)
-    download = gr.DownloadButton("Download the final result (PNG)", interactive=False, elem_id=f"{prefix}-download")
-    return Viewer(slider, play, timer, caption, sr, kernel, widths, comparison, download, true_kernel, scores)
+    with gr.Row():
+        download = gr.DownloadButton("Download the final result (PNG)", interactive=False,
+                                     elem_id=f"{prefix}-download")
+        export = gr.Button("Export the steps: animation (GIF), curves (PNG), numbers (CSV, JSON)",
+                           elem_id=f"{prefix}-export")
+    exports = gr.File(label="Exported steps", file_count="multiple", interactive=False, elem_id=f"{prefix}-exports")
+    return Viewer(prefix, slider, play, timer, caption, sr, kernel, widths, comparison, download, export, exports,
+                  true_kernel, scores)
 
 
 def wire_viewer(viewer: Viewer, state: gr.State) -> None:
@@ -516,14 +641,20 @@ def wire_viewer(viewer: Viewer, state: gr.State) -> None:
     for look in looks:  # always_last: looks while a render is pending collapse into one more
         look.then(viewer.render_shown, state, outputs, trigger_mode="always_last", concurrency_id="model",
                   concurrency_limit=1, api_visibility="private", show_progress="hidden")
+    viewer.export.click(viewer.export_run, state, viewer.exports, concurrency_id="model", concurrency_limit=1,
+                        api_visibility="private", show_progress="minimal")
 
 
 def stream_run(viewer: Viewer, state: gr.State, progress: gr.Markdown, model: ikc.IKC, run: RunResult,
-               folder: Path, stem: str, notes: list[str], fill_in: bool) -> Iterator[dict]:
+               folder: Path, stem: str, notes: list[str], fill_in: bool, stop: StopSignal) -> Iterator[dict]:
     """UI updates while `run` is computed: each step as it is estimated, the final result, then with `fill_in`
-    every step between rendered (else the viewer renders those when looked at)."""
+    every step between rendered (else the viewer renders those when looked at). Stop ends it after a step."""
+    if stop.pressed:
+        yield {progress: "Stopped before it started."}
+        return
     started = time.monotonic()
-    yield {progress: "Estimating the kernel...", **viewer.final(None)}
+    yield {progress: "Estimating the kernel...", viewer.sr: gr.Image(None, label="Rendering step 0...",
+                                                                      elem_classes=["busy"]), **viewer.final(None)}
     for index, line in correction_stream(model, run, fill_in):
         updates = {state: run, progress: f"{line} ({time.monotonic() - started:.1f} s)."}
         if index == run.iterations and run.download is None:
@@ -532,8 +663,45 @@ def stream_run(viewer: Viewer, state: gr.State, progress: gr.Markdown, model: ik
         elif len(run.steps) <= run.iterations:
             updates |= viewer.show(run, index)
         yield updates
+        if stop.pressed:
+            yield {progress: f"Stopped after step {len(run.steps) - 1} of {run.iterations} "
+                             f"({time.monotonic() - started:.1f} s); the steps so far stay viewable."}
+            return
     done = {progress: f"Done in {time.monotonic() - started:.1f} s. {notes_line(notes)}"}
     yield (done | viewer.show(run, run.iterations)) if fill_in else done  # the lab's scores plot: every step
+
+
+def arm_stop(stop: StopSignal) -> gr.Button:
+    """Run pressed: Stop becomes available and forgets earlier presses."""
+    stop.pressed = False
+    return gr.Button(interactive=True)
+
+
+def press_stop(stop: StopSignal) -> tuple[gr.Button, str]:
+    """Stop pressed: the run ends after its current step (stopping is not an error)."""
+    stop.pressed = True
+    return gr.Button(interactive=False), "Stopping after the current step..."
+
+
+def wire_run(button: gr.Button, stop_button: gr.Button, stop: gr.State, progress: gr.Markdown, handler: Any,
+             inputs: list[gr.components.Component], outputs: list[gr.components.Component]) -> None:
+    """Run streams `handler` in the model's slot; Stop, enabled only meanwhile, ends it after the current step
+    with the steps so far kept, instead of cancelling it (which shows an error)."""
+    light = {"concurrency_limit": None, "api_visibility": "private", "show_progress": "hidden"}
+    running = button.click(arm_stop, stop, stop_button, **light).then(
+        handler, [*inputs, stop], outputs, preprocess=False, concurrency_id="model", concurrency_limit=1,
+        api_visibility="private", show_progress="minimal", show_progress_on=progress)
+    running.then(lambda: gr.Button(interactive=False), None, stop_button, **light)
+    stop_button.click(press_stop, stop, [stop_button, progress], **light)
+
+
+def stop_controls(run_label: str, elem_id: str) -> tuple[gr.Button, gr.Button, gr.State]:
+    """Run and a small Stop button (disabled while nothing runs), with the session's stop signal."""
+    with gr.Row():
+        run_button = gr.Button(run_label, variant="primary", scale=3, elem_id=elem_id)
+        stop_button = gr.Button("Stop", variant="stop", size="sm", scale=1, interactive=False,
+                                elem_id=f"{elem_id.split('-')[0]}-stop")
+    return run_button, stop_button, gr.State(lambda: StopSignal())  # one per session
 
 
 def step_record(step: ikc.Step) -> dict:
@@ -624,7 +792,7 @@ def mismatch_figure(rows: list[tuple[float, float]], true_width: float, bicubic_
         axes.plot([ikc_point[0]], [ikc_point[1]], "*", markersize=14, color="tab:orange", label="IKC result")
     axes.set(title="PSNR-Y against the assumed kernel width", xlabel="assumed kernel width (too small ... too large)",
              ylabel="PSNR-Y (dB)")
-    figure.legend(fontsize=7, loc="outside right upper")
+    figure.legend(fontsize=PLOT_FONT - 1, loc="outside right upper")
     return figure
 
 
@@ -649,9 +817,7 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
             notice = gr.Markdown(elem_id="restore-notice")
             scale = gr.Radio(scales, value=max(scales), label="Scale (enlargement factor)")
             iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
-            with gr.Row():
-                run_button = gr.Button("Run", variant="primary", elem_id="restore-run")
-                stop_button = gr.Button("Stop", variant="stop")
+            run_button, stop_button, stop = stop_controls("Run", "restore-run")
             progress = gr.Markdown(elem_id="restore-progress")
         with gr.Column(scale=5):
             viewer = build_viewer("restore", with_truth=False)
@@ -669,7 +835,8 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
         height, width = photo.pixels.shape[:2]
         return f"{width}x{height} px, result {width * factor}x{height * factor} px. {notes_line(photo.notes)}"
 
-    def restore(payload: Any, scale_value: Any, steps: Any, request: gr.Request) -> Iterator[dict]:
+    def restore(payload: Any, scale_value: Any, steps: Any, stop_signal: StopSignal,
+                request: gr.Request) -> Iterator[dict]:
         with user_errors():
             factor = checked_scale(scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
@@ -677,15 +844,12 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
             model = model_for(factor)
             run = RunResult(photo.pixels, factor, count)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
-                                  upload_stem(payload), photo.notes, fill_in=False)
+                                  upload_stem(payload), photo.notes, fill_in=False, stop=stop_signal)
 
     gr.on([image.change, scale.change], describe, [image, scale], notice, preprocess=False,
           api_visibility="private", show_progress="hidden")
-    event = run_button.click(restore, [image, scale, iterations],
-                             [state, progress, *viewer.step_components(), viewer.comparison, viewer.download],
-                             preprocess=False, concurrency_id="model", concurrency_limit=1,
-                             api_visibility="private", show_progress="minimal", show_progress_on=progress)
-    stop_button.click(lambda: "Stopped.", outputs=progress, cancels=[event], api_visibility="private")
+    wire_run(run_button, stop_button, stop, progress, restore, [image, scale, iterations],
+             [state, progress, *viewer.step_components(), viewer.comparison, viewer.download])
 
 
 def sharp_photo_with_examples(prefix: str, examples: list[str]) -> gr.Image:
@@ -719,9 +883,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                height=200, buttons=["download"])
             lr_note = gr.Markdown(elem_id="lab-lr-note")
             iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
-            with gr.Row():
-                run_button = gr.Button("Run IKC", variant="primary", elem_id="lab-run")
-                stop_button = gr.Button("Stop", variant="stop")
+            run_button, stop_button, stop = stop_controls("Run IKC", "lab-run")
             progress = gr.Markdown(elem_id="lab-progress")
         with gr.Column(scale=5):
             viewer = build_viewer("lab", with_truth=True)
@@ -729,7 +891,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
     wire_viewer(viewer, state)
     settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, by_region, noise_max, jpeg, scale]
 
-    def preview(*values: Any) -> dict:
+    def preview(run: RunResult | None, *values: Any) -> dict:
         if values[0] is None:
             return {lr_view: None, lr_note: ""}
         try:
@@ -737,11 +899,16 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
         except (ikc.ImageError, ValueError) as error:
             return {lr_view: None, lr_note: f"**This input cannot be used:** {error}"}
         text = f"LR image {lr.shape[1]}x{lr.shape[0]} px. {notes_line(notes)} {truth.warning}"
-        return {lr_view: lr, lr_note: text, viewer.true_kernel: truth_picture(truth)}
+        updates = {lr_view: lr, lr_note: text}
+        if run is None:
+            return updates | {viewer.true_kernel: gr.Image(truth_picture(truth), label="True kernel")}
+        run.stale = True  # the steps on screen stay, marked as those of the earlier settings
+        return updates | {viewer.caption: step_caption(run, run.shown),
+                          viewer.true_kernel: gr.Image(truth_picture(truth), label="True kernel (new settings)")}
 
     def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
                 angle_value: Any, noise_value: Any, by_region_value: bool, noise_max_value: Any, jpeg_value: Any,
-                scale_value: Any, steps: Any, request: gr.Request) -> Iterator[dict]:
+                scale_value: Any, steps: Any, stop_signal: StopSignal, request: gr.Request) -> Iterator[dict]:
         with user_errors():
             lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
                                                        sigma_y_value, angle_value, noise_value, by_region_value,
@@ -752,17 +919,14 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
             # every step rendered: the scores plot compares them all with the sharp original
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
-                                  upload_stem(payload), notes, fill_in=True)
+                                  upload_stem(payload), notes, fill_in=True, stop=stop_signal)
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
-           noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview, settings,
-          [lr_view, lr_note, viewer.true_kernel], preprocess=False, trigger_mode="always_last",
-          api_visibility="private", show_progress="hidden")
-    outputs = [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download]
-    event = run_button.click(run_lab, [*settings, iterations], outputs, preprocess=False, concurrency_id="model",
-                             concurrency_limit=1, api_visibility="private", show_progress="minimal",
-                             show_progress_on=progress)
-    stop_button.click(lambda: "Stopped.", outputs=progress, cancels=[event], api_visibility="private")
+           noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview,
+          [state, *settings], [lr_view, lr_note, viewer.caption, viewer.true_kernel], preprocess=False,
+          trigger_mode="always_last", api_visibility="private", show_progress="hidden")
+    wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations],
+             [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download])
 
 
 def build_mismatch(scales: list[int], examples: list[str]) -> None:
@@ -878,6 +1042,9 @@ def build_api() -> None:
 
 CSS = """
 .step-caption { min-height: 3em; }
+.busy img { opacity: 0.45; transition: opacity 0.2s; }
+.busy label, .busy .label { animation: busy-pulse 1.2s ease-in-out infinite; }
+@keyframes busy-pulse { 50% { opacity: 0.4; } }
 """
 
 
@@ -890,7 +1057,8 @@ def build_app() -> gr.Blocks:
     restore_examples, sharp_examples = example_files()
     with gr.Blocks(title="IKC Studio", analytics_enabled=False, delete_cache=(SESSION_TTL, SESSION_TTL)) as demo:
         gr.Markdown("# IKC Studio\nBlind super-resolution with Iterative Kernel Correction (Gu et al., CVPR 2019): "
-                    "enlarge a photo while estimating, step by step, how it was blurred.")
+                    "enlarge a photo while estimating, step by step, how it was blurred. A small model trained on a "
+                    "CPU: *About the model* compares it with the paper's.")
         gr.Markdown(checkpoint_status(scales, problems), elem_id="checkpoint-status")
         offered = scales or list(ikc.SCALES)
         with gr.Tab("Restore"):
@@ -907,6 +1075,8 @@ def build_app() -> gr.Blocks:
                 gr.Markdown(EXPLAIN_MISMATCH + "\nThe photo is blurred with the true width and shrunk; SFTMD then "
                             "enlarges it once for each assumed width, without any estimation.")
             build_mismatch(offered, sharp_examples)
+        with gr.Tab("About the model"):
+            gr.Markdown(model_summary(RESULTS, offered), elem_id="model-summary")
         build_api()
     return demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 

@@ -13,7 +13,7 @@ from .archs import SCALES
 from .checkpoint import CHECKPOINT_DIR, CheckpointError
 from .imageio import ImageError, read_image, save_png
 from .pipeline import IKC, MAX_ITERATIONS, MIN_LR_SIZE, Step, load, use_available_cpus
-from .visualize import kernel_picture
+from .visualize import kernel_picture, save_animation, step_frame
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -29,8 +29,8 @@ OUTPUT is the PNG file to write; for a folder, OUTPUT is a folder and each resul
 any file failed, else 0.
 
 With --trajectory DIR, every step is saved: DIR/<stem>/step_XX.png (SR image),
-DIR/<stem>/kernel_XX.png (the kernel drawn back from the code) and DIR/<stem>/steps.json
-(codes, estimated kernel widths and noise levels per step).
+DIR/<stem>/kernel_XX.png (the kernel drawn back from the code), DIR/<stem>/steps.gif (an animation of
+both, step by step) and DIR/<stem>/steps.json (codes, estimated kernel widths and noise levels per step).
 """
 
 
@@ -60,11 +60,13 @@ def input_files(path: Path) -> list[Path]:
 
 
 def write_trajectory(folder: Path, steps: list[Step]) -> None:
-    """Each step's SR image and kernel picture, plus a JSON of codes, widths and noise levels."""
+    """Each step's SR image and kernel picture, an animation of them, and a JSON of codes, widths and noise."""
     folder.mkdir(parents=True, exist_ok=True)
     for step in steps:
         save_png(step.sr, folder / f"step_{step.index:02d}.png")
         save_png(kernel_picture(step.kernel), folder / f"kernel_{step.index:02d}.png")
+    save_animation([step_frame(s.sr, kernel_picture(s.kernel), f"Step {s.index}: estimated width {s.kernel_width:.2f}")
+                    for s in steps], folder / "steps.gif")
     record = [{"step": s.index, "kernel_width": s.kernel_width, "noise_sigma": s.noise_sigma,
                "code": [float(v) for v in s.code]} for s in steps]
     (folder / "steps.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,6 +1,7 @@
 """The Gradio app end to end: `python app.py` as a subprocess, driven through its named API with gradio_client."""
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import numpy as np
@@ -190,21 +191,26 @@ def test_restore_renders_the_first_and_final_step_then_each_step_looked_at_once(
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=False)
     run = app.RunResult(ikc.load_image(lr_file), 4, 3)
-    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lr", [], fill_in=False))
+    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lr", [], fill_in=False,
+                                   stop=app.StopSignal()))
     assert len(updates) == 1 + 4 + 1, "no fill-in: the stream ends after the final step"
     assert "Done in" in updates[-1][progress] and viewer.sr not in updates[-1]
     assert len(run.steps) == 4 and sorted(run.images) == [0, 3] and len(codes) == 2
     assert run.shown == 3 and run.download.is_file()
 
-    shown = viewer.show(run, 2)  # the slider moved to step 2: what is stored, at once
-    assert shown[viewer.sr] is None and "rendered when the slider stays" in shown[viewer.caption]
+    shown = viewer.show(run, 2)  # the slider moved to step 2: what is stored, at once; step 3's image stays, busy
+    assert shown[viewer.sr].constructor_args == {"label": "Rendering step 2... (showing step 3 meanwhile)",
+                                                 "elem_classes": ["busy"]}
+    assert "being rendered" in shown[viewer.caption]
     rendered = viewer.render_shown(run)  # then the chained event, in the model's slot
     assert len(codes) == 3 and np.array_equal(codes[-1], run.steps[2].code)
-    assert np.array_equal(rendered[viewer.sr], run.image(2)) and "rendered when" not in rendered[viewer.caption]
+    image = rendered[viewer.sr].constructor_args
+    assert np.array_equal(image["value"], run.image(2)) and image["elem_classes"] == []
+    assert image["label"].endswith("step 2") and "being rendered" not in rendered[viewer.caption]
     assert np.array_equal(run.image(2), type(model).render(model, run.lr, run.steps[2].code)), "step 2's own image"
 
     again = viewer.show(run, 2)  # a second look: stored, nothing to render
-    assert np.array_equal(again[viewer.sr], run.image(2))
+    assert np.array_equal(again[viewer.sr].constructor_args["value"], run.image(2))
     assert viewer.render_shown(run) == gr.skip() and len(codes) == 3
 
     viewer.show(run, 1)
@@ -219,7 +225,8 @@ def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path)
     hr = photo("astronaut")[128:384, 128:384]
     kernel = ikc.gaussian_kernel(2.0)
     run = app.RunResult(ikc.degrade_image(hr, kernel, 4), 4, 3, app.Truth(hr, kernel, 2.0, 0.0, ""))
-    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True))
+    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                                   stop=app.StopSignal()))
     assert len(updates) == 1 + 4 + 2 + 1, "the two steps between are rendered after the final one"
     assert sorted(run.images) == sorted(run.scores) == [0, 1, 2, 3] and len(codes) == 4
     assert viewer.scores in updates[-1] and updates[-1][viewer.slider].value == 3
@@ -233,7 +240,7 @@ def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted
     hr = photo("astronaut")[128:384, 128:384]
     run = app.RunResult(ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4), 4, 3,
                         app.Truth(hr, ikc.gaussian_kernel(2.0), 2.0, 0.0, ""))
-    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True))
+    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
     started = viewer.play_from(run, 3)  # from the last step: Play starts over
     assert started[viewer.timer].active and run.shown == 0 and run.playing
     assert viewer.tick(run, 0)[viewer.slider].value == 1 and run.shown == 1
@@ -241,3 +248,80 @@ def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted
     assert not scrubbed[viewer.timer].active and run.shown == 0 and not run.playing
     late = viewer.tick(run, 0)  # fired before the scrub's reply stopped the timer, with the new slider value
     assert viewer.slider not in late and not late[viewer.timer].active and run.shown == 0
+
+
+def lab_run(app, iterations: int) -> "app.RunResult":
+    """A lab run of the astronaut's centre, blurred with width 2 and shrunk x4."""
+    hr = photo("astronaut")[128:384, 128:384]
+    kernel = ikc.gaussian_kernel(2.0)
+    return app.RunResult(ikc.degrade_image(hr, kernel, 4), 4, iterations, app.Truth(hr, kernel, 2.0, 0.0, ""))
+
+
+def test_stop_ends_a_run_after_its_step_and_keeps_the_steps_so_far(counted_model, tmp_path):
+    app = pytest.importorskip("app")
+    model, _ = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run, stop = lab_run(app, 5), app.StopSignal()
+    stream = app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=stop)
+    started = next(stream)
+    assert "Estimating" in started[progress] and started[viewer.sr].constructor_args["elem_classes"] == ["busy"]
+    assert next(stream)[progress].startswith("Step 0 of 5 done") and run.on_screen == 0
+    assert next(stream)[progress].startswith("Step 1 of 5 done")
+    assert app.arm_stop(stop).interactive and not stop.pressed
+    button, line = app.press_stop(stop)
+    assert stop.pressed and not button.interactive and "Stopping" in line
+    rest = list(stream)
+    assert rest[-1] == {progress: rest[-1][progress]} and rest[-1][progress].startswith("Stopped after step 1 of 5")
+    assert len(run.steps) == 2 and run.download is None and 0 in run.images, "steps 0 and 1 kept, no final result"
+    assert "Step 1 of 5" in viewer.show(run, 1)[viewer.caption]
+
+    app.press_stop(stop)  # pressed while the next run waits in the queue: it does not start
+    queued = list(app.stream_run(viewer, state, progress, model, lab_run(app, 5), tmp_path, "lab", [],
+                                 fill_in=True, stop=stop))
+    assert queued == [{progress: "Stopped before it started."}]
+
+
+def test_a_lab_run_whose_settings_changed_is_marked_and_keeps_the_new_true_kernel(counted_model, tmp_path):
+    app = pytest.importorskip("app")
+    model, _ = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run = lab_run(app, 2)
+    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
+    assert viewer.true_kernel in viewer.show(run, 1) and "changed" not in app.step_caption(run, 1)
+    run.stale = True  # a slider moved after the run
+    shown = viewer.show(run, 1)
+    assert viewer.true_kernel not in shown, "the new settings' kernel stays on screen"
+    assert shown[viewer.caption].startswith("**The settings have changed since this run** (true width 2.00)")
+    assert "Step 1 of 2" in shown[viewer.caption]
+
+
+def test_the_model_summary_reads_the_measured_numbers_beside_the_papers(tmp_path):
+    app = pytest.importorskip("app")
+    (tmp_path / "published.json").write_text((app.RESULTS / "published.json").read_text())
+    for name, psnr in (("set5", 30.1234), ("set14", 27.5)):
+        (tmp_path / f"{name}_x4.json").write_text(json.dumps({"methods": {"ikc": {"psnr_y": psnr, "ssim_y": 0.85}}}))
+    text = app.model_summary(tmp_path, [2, 4])
+    assert "| x4 | 30.12 / 0.850 | 31.67 / 0.883 | 27.50 / 0.850 | 28.31 / 0.764 |" in text
+    assert "| x2 |" not in text, "no measured numbers for x2 here: no row"
+    assert "Spatial Feature Transform for Multiple Degradations" in text
+
+
+def test_export_renders_the_missing_steps_and_writes_animation_curves_and_numbers(counted_model, tmp_path):
+    app = pytest.importorskip("app")
+    model, codes = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run = lab_run(app, 3)
+    for step in model.steps(run.lr, 3, render="none"):
+        run.record(step)
+    run.render(model, 3)
+    gif, figure, table, numbers = app.export_steps(model, run, tmp_path / "export")
+    assert sorted(run.images) == [0, 1, 2, 3] and len(codes) == 4, "steps 0-2 rendered for the export, 3 reused"
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 4 and animation.info["loop"] == 0
+    with Image.open(figure) as curves:
+        assert curves.width > curves.height  # the width and quality plots side by side
+    lines = table.read_text().splitlines()
+    assert lines[0] == "step,kernel_width,noise_sigma,psnr_y,ssim_y" and len(lines) == 5
+    record = json.loads(numbers.read_text())
+    assert record["truth"]["kernel_width"] == 2.0 and [s["step"] for s in record["steps"]] == [0, 1, 2, 3]
+    assert record["steps"][2]["psnr_y"] == pytest.approx(run.scores[2][0])

@@ -47,6 +47,8 @@ def test_single_file_with_trajectory(inputs, tmp_path, tiny_checkpoints):
     assert all(len(s["code"]) == ikc.CODE_LENGTH and s["kernel_width"] > 0 for s in steps)
     assert {p.name for p in (trajectory / "cat").glob("*.png")} == {
         f"{kind}_{i:02d}.png" for kind in ("step", "kernel") for i in range(3)}
+    with Image.open(trajectory / "cat" / "steps.gif") as animation:
+        assert animation.n_frames == 3
 
 
 def test_missing_checkpoint_and_missing_input_are_one_line_errors(inputs, tmp_path, tiny_checkpoints, capsys):
