@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
 import math
@@ -52,6 +53,7 @@ MAX_SESSIONS = 200  # sessions kept in memory at most; the least recently used a
 QUEUE_SIZE = int(os.environ.get("IKC_QUEUE_SIZE") or 64)  # waiting jobs: a class of 30 pressing Run at once fits
 EXAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 EXAMPLE_WIDTH, EXAMPLE_SCALE = 2.0, 4
+CLASSROOM = {"photo": "astronaut", "scale": 4, "width": 2.6, "start": 1.0}  # a preset that starts far off
 RESULTS = Path(__file__).resolve().parent / "results"  # the shipped weights' measured Gaussian8 numbers
 TEMP = Path(tempfile.gettempdir())
 RESULTS_DIR, EXAMPLES_DIR = TEMP / "ikc-studio-results", TEMP / "ikc-studio-examples"
@@ -237,20 +239,27 @@ def checkpoint_status(scales: list[int], problems: dict[int, str]) -> str:
     return "\n\n".join(lines)
 
 
-def example_files() -> tuple[list[str], list[str]]:
-    """Built-in photos from scikit-image as PNG files: (blurred LR versions for Restore, sharp originals)."""
+def pixel_digest(pixels: np.ndarray) -> str:
+    """A fingerprint of an image's pixels, to recognise a built-in example whatever its file is called."""
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes() + str(pixels.shape).encode()).hexdigest()
+
+
+def example_files() -> tuple[list[str], list[str], dict[str, float]]:
+    """Built-in photos from scikit-image as PNG files: (blurred LR versions for Restore, sharp originals, the true
+    width of each LR version by its pixel digest)."""
     EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     kernel = ikc.gaussian_kernel(EXAMPLE_WIDTH)
-    blurred, sharp = [], []
+    blurred, sharp, widths = [], [], {}
     for name in EXAMPLE_PHOTOS:
         pixels = getattr(skdata, name)()
         lr = ikc.degrade_image(pixels, kernel, EXAMPLE_SCALE)
+        widths[pixel_digest(lr)] = EXAMPLE_WIDTH
         for folder, image, stem in ((blurred, lr, f"{name}_lr_x{EXAMPLE_SCALE}"), (sharp, pixels, name)):
             path = EXAMPLES_DIR / f"{stem}.png"
             partial = path.with_name(f"{stem}.{os.getpid()}.tmp.png")
             ikc.save_png(image, partial).replace(path)  # atomic: several servers may share the folder
             folder.append(str(path))
-    return blurred, sharp
+    return blurred, sharp, widths
 
 
 @dataclass
@@ -286,6 +295,8 @@ class RunResult:
     scale: int
     iterations: int
     truth: Truth | None = None
+    start_width: float | None = None  # step 0 is this Gaussian (noise 0) instead of the Predictor's guess
+    known_width: float | None = None  # the true width of a built-in example, known without its sharp original
     steps: list[ikc.Step] = field(default_factory=list)  # without images: they are kept packed in `images`
     images: dict[int, bytes] = field(default_factory=dict)  # step -> its SR image, packed
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
@@ -358,7 +369,8 @@ def correction_stream(model: ikc.IKC, run: RunResult, fill_in: bool) -> Iterator
     arrives early. The steps between are rendered after the final one with `fill_in`, else when looked at.
     """
     last = run.iterations
-    for step in model.steps(run.lr, last, render="none"):
+    start = None if run.start_width is None else model.code_for(ikc.gaussian_kernel(run.start_width))
+    for step in model.steps(run.lr, last, init_code=start, render="none"):
         run.record(step)
         if step.index in (0, last):
             run.render(model, step.index)
@@ -386,14 +398,15 @@ def draw_widths(axes: Axes, run: RunResult, index: int) -> None:
     indices = [s.index for s in run.steps]
     widths = [s.kernel_width for s in run.steps]
     axes.plot(indices, widths, "o-", color="tab:blue", label="estimated width")
-    if run.truth is not None:
-        axes.axhline(run.truth.width, color="tab:green", linestyle="--", label="true width")
+    true_width = run.truth.width if run.truth is not None else run.known_width
+    if true_width is not None:
+        axes.axhline(true_width, color="tab:green", linestyle="--", label="true width")
     if index < len(run.steps):
         axes.plot([index], [widths[index]], "o", markersize=12, markerfacecolor="none", color="tab:red",
                   label=f"step {index}")
     axes.set(title="Estimated kernel width", xlabel="step", ylabel="kernel width σ (HR px)",
              xlim=(-0.5, run.iterations + 0.5),
-             ylim=(0, max([4.5, *widths, run.truth.width if run.truth else 0]) + 0.5))
+             ylim=(0, max([4.5, *widths, true_width or 0]) + 0.5))
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend(fontsize=PLOT_FONT - 1, loc="best")
 
@@ -432,7 +445,8 @@ def step_caption(run: RunResult, index: int) -> str:
     if index >= len(run.steps):
         return text + f"**Step {index} of {run.iterations}** is not estimated yet."
     step = run.steps[index]
-    role = "the Predictor's first guess" if index == 0 else "after correction " + str(index)
+    first = "the Predictor's first guess" if run.start_width is None else "the start you chose"
+    role = first if index == 0 else "after correction " + str(index)
     text += (f"**Step {index} of {run.iterations}** ({role}): estimated kernel width {step.kernel_width:.2f}, "
              f"noise level {step.noise_sigma:.1f}.")
     if index in run.scores:
@@ -462,8 +476,9 @@ def truth_picture(truth: Truth) -> np.ndarray:
 def frame_caption(run: RunResult, step: ikc.Step) -> str:
     """The line under a step's frame in the exported animation."""
     text = f"Step {step.index} of {run.iterations}: estimated width {step.kernel_width:.2f}"
-    if run.truth is not None:
-        text += f" (true {run.truth.width:.2f})"
+    true_width = run.truth.width if run.truth is not None else run.known_width
+    if true_width is not None:
+        text += f" (true {true_width:.2f})"
     if step.index in run.scores:
         text += f", PSNR-Y {run.scores[step.index][0]:.2f} dB"
     return text
@@ -710,6 +725,17 @@ def step_record(step: ikc.Step) -> dict:
             "code": [round(float(v), 6) for v in step.code], "kernel": np.round(step.kernel, 6).tolist()}
 
 
+def checked_start(value: Any) -> float | None:
+    """The width IKC starts from: None (0 or empty: the Predictor's guess) or a width the labs offer."""
+    if value is None or value == "" or value == 0:
+        return None
+    width = checked_number("starting width", value, 0, WIDTH_LIMITS[1])
+    if width < WIDTH_LIMITS[0]:
+        raise ValueError(f"starting width must be 0 (the Predictor's guess) or {WIDTH_LIMITS[0]:g}-"
+                         f"{WIDTH_LIMITS[1]:g}, got {width:g}")
+    return width
+
+
 def checked_jpeg_quality(value: Any) -> int | None:
     """A JPEG quality from the page or the API: None, empty or 0 mean none (lossless); else 1-100."""
     if value is None or value == "" or value == 0:
@@ -780,18 +806,20 @@ def assumed_widths(true_width: float) -> list[float]:
 
 
 def mismatch_figure(rows: list[tuple[float, float]], true_width: float, bicubic_psnr: float,
-                    ikc_point: tuple[float, float] | None) -> Figure:
-    """PSNR-Y against the assumed width, with the true width and IKC's estimate marked."""
+                    path: list[tuple[float, float]]) -> Figure:
+    """PSNR-Y against the assumed width, with the true width marked and IKC's path (width, PSNR-Y per step)."""
     figure = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     axes.plot([w for w, _ in rows], [p for _, p in rows], "o-", color="tab:blue", label="SFTMD with assumed width")
     axes.axvline(true_width, color="tab:green", linestyle="--", label=f"true width {true_width:.2f}")
     axes.axhline(bicubic_psnr, color="grey", linestyle=":", label="bicubic")
-    if ikc_point is not None:
-        axes.axvline(ikc_point[0], color="tab:orange", linestyle="-.", label=f"IKC estimate {ikc_point[0]:.2f}")
-        axes.plot([ikc_point[0]], [ikc_point[1]], "*", markersize=14, color="tab:orange", label="IKC result")
-    axes.set(title="PSNR-Y against the assumed kernel width", xlabel="assumed kernel width (too small ... too large)",
-             ylabel="PSNR-Y (dB)")
+    if path:
+        axes.plot(*zip(*path), ".-", color="tab:orange", alpha=0.8, label=f"IKC's path, steps 0-{len(path) - 1}")
+        axes.annotate("0", path[0], textcoords="offset points", xytext=(-4, 6), color="tab:orange",
+                      fontsize=PLOT_FONT)
+        axes.plot(*path[-1], "*", markersize=14, color="tab:orange", label=f"IKC result, width {path[-1][0]:.2f}")
+    axes.set(title="PSNR-Y against the assumed kernel width",
+             xlabel="assumed kernel width σ (HR px; too small ... too large)", ylabel="PSNR-Y (dB)")
     figure.legend(fontsize=PLOT_FONT - 1, loc="outside right upper")
     return figure
 
@@ -807,7 +835,7 @@ def photo_input(label: str, elem_id: str, height: int) -> gr.Image:
                     height=height, elem_id=elem_id)
 
 
-def build_restore(scales: list[int], examples: list[str]) -> None:
+def build_restore(scales: list[int], examples: list[str], known_widths: dict[str, float]) -> None:
     """The Restore tab: blind SR of a low-resolution photo, step by step."""
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
@@ -842,7 +870,8 @@ def build_restore(scales: list[int], examples: list[str]) -> None:
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
             model = model_for(factor)
-            run = RunResult(photo.pixels, factor, count)
+            known = known_widths.get(pixel_digest(photo.pixels)) if factor == EXAMPLE_SCALE else None
+            run = RunResult(photo.pixels, factor, count, known_width=known)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
                                   upload_stem(payload), photo.notes, fill_in=False, stop=stop_signal)
 
@@ -857,6 +886,12 @@ def sharp_photo_with_examples(prefix: str, examples: list[str]) -> gr.Image:
     image = photo_input("Sharp photo", f"{prefix}-input", 220)
     gr.Examples(examples, inputs=image, label="Built-in photos", elem_id=f"{prefix}-examples", api_visibility="private")
     return image
+
+
+def classroom_preset(examples: list[str]) -> list[Any]:
+    """The lab's settings for a class: a built-in photo blurred with a known width, IKC started far from it."""
+    photo = next(path for path in examples if Path(path).stem == CLASSROOM["photo"])
+    return [photo, CLASSROOM["width"], False, 0, False, 0, CLASSROOM["scale"], CLASSROOM["start"]]
 
 
 def build_lab(scales: list[int], examples: list[str]) -> None:
@@ -883,6 +918,10 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                height=200, buttons=["download"])
             lr_note = gr.Markdown(elem_id="lab-lr-note")
             iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
+            start = gr.Slider(0, WIDTH_LIMITS[1], value=0, step=0.05, elem_id="lab-start",
+                              label="Start IKC from kernel width (0: the Predictor's guess)")
+            preset = gr.Button(f"Classroom preset: width {CLASSROOM['width']:g}, IKC starts from "
+                               f"{CLASSROOM['start']:g}", size="sm", elem_id="lab-preset")
             run_button, stop_button, stop = stop_controls("Run IKC", "lab-run")
             progress = gr.Markdown(elem_id="lab-progress")
         with gr.Column(scale=5):
@@ -908,14 +947,16 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
 
     def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
                 angle_value: Any, noise_value: Any, by_region_value: bool, noise_max_value: Any, jpeg_value: Any,
-                scale_value: Any, steps: Any, stop_signal: StopSignal, request: gr.Request) -> Iterator[dict]:
+                scale_value: Any, steps: Any, start_value: Any, stop_signal: StopSignal,
+                request: gr.Request) -> Iterator[dict]:
         with user_errors():
             lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
                                                        sigma_y_value, angle_value, noise_value, by_region_value,
                                                        noise_max_value, jpeg_value, scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
+            start_width = checked_start(start_value)
             model = model_for(factor)
-            run = RunResult(lr, factor, count, truth)
+            run = RunResult(lr, factor, count, truth, start_width=start_width)
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
             # every step rendered: the scores plot compares them all with the sharp original
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
@@ -925,7 +966,9 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
            noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview,
           [state, *settings], [lr_view, lr_note, viewer.caption, viewer.true_kernel], preprocess=False,
           trigger_mode="always_last", api_visibility="private", show_progress="hidden")
-    wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations],
+    preset.click(lambda: classroom_preset(examples), None, [image, width, anisotropic, noise, by_region, jpeg, scale,
+                                                            start], api_visibility="private", show_progress="hidden")
+    wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations, start],
              [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download])
 
 
@@ -936,6 +979,8 @@ def build_mismatch(scales: list[int], examples: list[str]) -> None:
             image = sharp_photo_with_examples("mismatch", examples)
             true_width = gr.Slider(0.4, 4.0, value=2.0, step=0.05, label="True kernel width")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
+            start = gr.Slider(0, WIDTH_LIMITS[1], value=0, step=0.05, elem_id="mismatch-start",
+                              label="Then IKC starts from kernel width (0: the Predictor's guess)")
             run_button = gr.Button("Compare assumed widths", variant="primary", elem_id="mismatch-run")
             progress = gr.Markdown(elem_id="mismatch-progress")
         with gr.Column(scale=5):
@@ -945,10 +990,11 @@ def build_mismatch(scales: list[int], examples: list[str]) -> None:
             curve = gr.Plot(format="png", show_label=False)
             summary = gr.Markdown(elem_id="mismatch-summary")
 
-    def compare(payload: Any, width_value: Any, scale_value: Any) -> Iterator[dict]:
+    def compare(payload: Any, width_value: Any, scale_value: Any, start_value: Any) -> Iterator[dict]:
         with user_errors():
             factor = checked_scale(scale_value)
             width = checked_number("true kernel width", width_value, 0.4, 4.0)
+            start_width = checked_start(start_value)
             photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * factor)
             lr = ikc.degrade_image(photo.pixels, ikc.gaussian_kernel(width), factor)
             lr, hr = crop_pair(lr, ikc.modcrop(photo.pixels, factor), factor, MISMATCH_CROP)
@@ -960,23 +1006,25 @@ def build_mismatch(scales: list[int], examples: list[str]) -> None:
                 sr = model.super_resolve(lr, kernel=ikc.gaussian_kernel(assumed))
                 rows.append((assumed, ikc.psnr_y(sr, hr, factor)))
                 items.append((sr, f"{assumed:.2f}{mismatch_tag(assumed, width)}: {rows[-1][1]:.2f} dB"))
-                yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, None),
+                yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, []),
                        progress: f"SFTMD with width {assumed:.2f} done.", summary: notes_line(photo.notes)}
             best = max(rows, key=lambda row: row[1])
             text = (f"Best PSNR-Y at assumed width {best[0]:.2f} (true width {width:.2f}; "
                     f"bicubic {bicubic_psnr:.2f} dB).")
 
-            point = None
+            path: list[tuple[float, float]] = []
             if model.blind:
-                final = model.run(lr, DEFAULT_ITERATIONS, render="last")[-1]
-                point = (final.kernel_width, ikc.psnr_y(final.sr, hr, factor))
-                text += (f" IKC, not told the width, estimated {point[0]:.2f} in {DEFAULT_ITERATIONS} steps "
-                         f"({point[1]:.2f} dB).")
+                init = None if start_width is None else model.code_for(ikc.gaussian_kernel(start_width))
+                path = [(step.kernel_width, ikc.psnr_y(step.sr, hr, factor))
+                        for step in model.run(lr, DEFAULT_ITERATIONS, init_code=init, render="all")]
+                origin = "the Predictor's guess" if start_width is None else f"width {start_width:.2f}"
+                text += (f" IKC, not told the width, went from {origin} ({path[0][0]:.2f}, {path[0][1]:.2f} dB) to "
+                         f"{path[-1][0]:.2f} in {DEFAULT_ITERATIONS} steps ({path[-1][1]:.2f} dB): the orange path.")
             items.append((hr, "sharp original"))
-            yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, point), progress: "Done.",
+            yield {gallery: items, curve: mismatch_figure(rows, width, bicubic_psnr, path), progress: "Done.",
                    summary: f"{text} {notes_line(photo.notes)}"}
 
-    run_button.click(compare, [image, true_width, scale], [gallery, curve, progress, summary], preprocess=False,
+    run_button.click(compare, [image, true_width, scale, start], [gallery, curve, progress, summary], preprocess=False,
                      concurrency_id="model", concurrency_limit=1, api_visibility="private",
                      show_progress="minimal", show_progress_on=progress)
 
@@ -1054,7 +1102,7 @@ def build_app() -> gr.Blocks:
     scales, problems = load_models(ikc.available_scales(CHECKPOINT_DIR))
     for scale, problem in problems.items():
         print(f"IKC Studio: x{scale} cannot run: {problem}", file=sys.stderr)
-    restore_examples, sharp_examples = example_files()
+    restore_examples, sharp_examples, known_widths = example_files()
     with gr.Blocks(title="IKC Studio", analytics_enabled=False, delete_cache=(SESSION_TTL, SESSION_TTL)) as demo:
         gr.Markdown("# IKC Studio\nBlind super-resolution with Iterative Kernel Correction (Gu et al., CVPR 2019): "
                     "enlarge a photo while estimating, step by step, how it was blurred. A small model trained on a "
@@ -1064,7 +1112,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Restore"):
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(EXPLAIN_KERNEL + "\n" + EXPLAIN_STEPS + "\n" + EXPLAIN_LIMITS)
-            build_restore(offered, restore_examples)
+            build_restore(offered, restore_examples, known_widths)
         with gr.Tab("Degradation lab"):
             with gr.Accordion("How it works", open=False):
                 gr.Markdown("Here the blur is known: pick a sharp photo and a kernel, and compare IKC's estimate with "

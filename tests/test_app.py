@@ -325,3 +325,39 @@ def test_export_renders_the_missing_steps_and_writes_animation_curves_and_number
     record = json.loads(numbers.read_text())
     assert record["truth"]["kernel_width"] == 2.0 and [s["step"] for s in record["steps"]] == [0, 1, 2, 3]
     assert record["steps"][2]["psnr_y"] == pytest.approx(run.scores[2][0])
+
+
+def test_a_lab_run_can_start_from_a_chosen_width(counted_model, tmp_path):
+    app = pytest.importorskip("app")
+    model, _ = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run = lab_run(app, 2)
+    run.start_width = app.checked_start(0.5)
+    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
+    assert run.steps[0].kernel_width == pytest.approx(0.5, abs=0.05)
+    assert "(the start you chose)" in app.step_caption(run, 0)
+    assert app.checked_start(0) is None and app.checked_start("") is None
+    with pytest.raises(ValueError, match="starting width must be 0"):
+        app.checked_start(0.1)
+
+
+def test_a_built_in_example_is_recognised_by_its_pixels_and_its_true_width_drawn(tmp_path):
+    app = pytest.importorskip("app")
+    blurred, sharp, widths = app.example_files()
+    pixels = ikc.load_image(blurred[0])
+    assert widths[app.pixel_digest(pixels)] == app.EXAMPLE_WIDTH
+    assert app.pixel_digest(ikc.load_image(sharp[0])) not in widths
+    run = app.RunResult(pixels[:32, :32], 4, 1, known_width=widths[app.pixel_digest(pixels)])
+    figure = app.plot_figure(run, 0, ("widths",))
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["estimated width", "true width"]
+    assert figure.axes[0].get_lines()[1].get_ydata()[0] == app.EXAMPLE_WIDTH
+
+
+def test_the_mismatch_curve_draws_ikcs_path_from_its_start():
+    app = pytest.importorskip("app")
+    rows = [(1.4, 25.0), (2.0, 27.0), (2.6, 26.0)]
+    figure = app.mismatch_figure(rows, 2.0, 24.0, [(1.0, 23.0), (1.8, 26.5), (1.95, 26.9)])
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert "IKC's path, steps 0-2" in labels and "IKC result, width 1.95" in labels
+    assert "IKC's path, steps 0-2" not in [line.get_label() for line in
+                                           app.mismatch_figure(rows, 2.0, 24.0, []).axes[0].get_lines()]
