@@ -31,7 +31,7 @@ from gradio.data_classes import GradioRootModel, ImageData
 from gradio.utils import get_upload_folder
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw
 from skimage import data as skdata
 
 import ikc
@@ -40,7 +40,9 @@ from ikc.pipeline import MIN_LR_SIZE
 from ikc.visualize import kernel_picture, save_animation, step_frame
 
 MAX_RESULT_SIDE = 768  # documented limit: inputs are downscaled so that the SR result has at most 768x768 px
-MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2
+MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2  # the limit is this pixel count: 1024x576 fits as well
+WHOLE, REGION = "The whole photo, downscaled to fit", "A region at full resolution"
+PICKER_SIDE = 640  # px: the region picker shows the photo at most this large
 MAX_UPLOAD = "25mb"
 MAX_ITERATIONS, DEFAULT_ITERATIONS = 15, 7
 MAX_NOISE = 25.0
@@ -86,8 +88,10 @@ the original, so only the labs show them. The networks were trained on round (is
 within a range of widths and noise levels; outside it, IKC has to guess, and the labs say so.
 """
 EXPLAIN_LIMITS = f"""\
-**Limits.** Results are at most {MAX_RESULT_SIDE}x{MAX_RESULT_SIDE} pixels: larger inputs are downscaled
-first, and the page says so. Uploads up to {MAX_UPLOAD.upper()}. One model job runs at a time, others wait in
+**Limits.** Results have at most {MAX_RESULT_PIXELS:,} pixels ({MAX_RESULT_SIDE}x{MAX_RESULT_SIDE}, or
+1024x576, ...): a larger input is downscaled first, and the page says so; or choose *{REGION.lower()}* and
+click the photo to place a region, which is enlarged at its native resolution. A whole large photo at full
+resolution: use the command line, `python -m ikc photo.jpg -o photo_x4.png --scale 4` (see the README). Uploads up to {MAX_UPLOAD.upper()}. One model job runs at a time, others wait in
 a queue of {QUEUE_SIZE}. Your results are deleted an hour after your last run. Nothing leaves this server.
 """
 
@@ -186,8 +190,51 @@ def read_photo(payload: Any, max_pixels: int, min_size: int) -> ikc.ImageData:
     size = (max(min_size, int(width * factor)), max(min_size, int(height * factor)))
     pixels = np.asarray(Image.fromarray(image.pixels).resize(size, Image.Resampling.LANCZOS))
     note = (f"downscaled from {width}x{height} to {size[0]}x{size[1]} px, so that the result stays within "
-            f"{MAX_RESULT_SIDE}x{MAX_RESULT_SIDE} px")
+            f"{MAX_RESULT_PIXELS:,} px ({MAX_RESULT_SIDE}x{MAX_RESULT_SIDE})")
     return ikc.ImageData(pixels, image.notes + [note], image.jpeg_quality)
+
+
+def region_box(height: int, width: int, side: int, centre: tuple[float, float] | None) -> tuple[int, int, int, int]:
+    """(top, left, rows, columns) of a square region of `side` px (smaller if the photo is), centred at the
+    fractions `centre` = (x, y) of the photo (its middle when None) and moved inside it."""
+    rows, columns = min(side, height), min(side, width)
+    fx, fy = centre if centre is not None else (0.5, 0.5)
+    top = min(max(0, round(fy * height - rows / 2)), height - rows)
+    left = min(max(0, round(fx * width - columns / 2)), width - columns)
+    return top, left, rows, columns
+
+
+def region_view(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The photo at most PICKER_SIDE px large, with the region outlined, for picking it by a click."""
+    image = Image.fromarray(pixels)
+    factor = min(1.0, PICKER_SIDE / max(image.size))
+    image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
+                         Image.Resampling.LANCZOS)
+    top, left, rows, columns = (round(v * factor) for v in box)
+    draw = ImageDraw.Draw(image)
+    for offset, colour in ((0, (255, 255, 255)), (2, (220, 30, 30))):
+        draw.rectangle((left + offset, top + offset, left + columns - 1 - offset, top + rows - 1 - offset),
+                       outline=colour, width=2)
+    return np.asarray(image)
+
+
+def picked_centre(height: int, width: int, click: tuple[int, int]) -> tuple[float, float]:
+    """A click at pixel `click` = (x, y) of the picker's picture of a height x width photo, as fractions."""
+    factor = min(1.0, PICKER_SIDE / max(height, width))
+    return (min(1.0, click[0] / max(1, round(width * factor))), min(1.0, click[1] / max(1, round(height * factor))))
+
+
+def restore_input(payload: Any, factor: int, mode: str, centre: tuple[float, float] | None) -> ikc.ImageData:
+    """Restore's LR image: the whole photo downscaled to the pixel limit, or a region of it at native resolution,
+    as large as the limit allows at this scale."""
+    if mode != REGION:
+        return read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+    photo = ikc.read_image(upload_path(payload), min_size=MIN_LR_SIZE)
+    height, width = photo.pixels.shape[:2]
+    top, left, rows, columns = region_box(height, width, MAX_RESULT_SIDE // factor, centre)
+    note = f"a {columns}x{rows} px region at ({left}, {top}) of the {width}x{height} px photo, at native resolution"
+    return ikc.ImageData(photo.pixels[top:top + rows, left:left + columns].copy(), photo.notes + [note],
+                         photo.jpeg_quality)
 
 
 def notes_line(notes: list[str]) -> str:
@@ -843,6 +890,10 @@ def build_restore(scales: list[int], examples: list[str], known_widths: dict[str
             gr.Examples(examples, inputs=image, label=f"Built-in examples (blurred with width {EXAMPLE_WIDTH:g}, "
                         f"shrunk x{EXAMPLE_SCALE})", elem_id="restore-examples", api_visibility="private")
             notice = gr.Markdown(elem_id="restore-notice")
+            mode = gr.Radio([WHOLE, REGION], value=WHOLE, label="Enlarge", elem_id="restore-mode")
+            picker = gr.Image(label="Region to enlarge (click to move it)", interactive=False, visible=False,
+                              format="jpeg", buttons=[], elem_id="restore-picker")
+            centre = gr.State(None)
             scale = gr.Radio(scales, value=max(scales), label="Scale (enlargement factor)")
             iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
             run_button, stop_button, stop = stop_controls("Run", "restore-run")
@@ -852,32 +903,46 @@ def build_restore(scales: list[int], examples: list[str], known_widths: dict[str
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
     wire_viewer(viewer, state)
 
-    def describe(payload: Any, scale_value: Any) -> str:
+    def describe(payload: Any, scale_value: Any, mode_value: str, centre_value: tuple[float, float] | None) -> dict:
         if payload is None:
-            return ""
+            return {notice: "", picker: gr.Image(None, visible=False)}
         try:
             factor = checked_scale(scale_value)
-            photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+            photo = restore_input(payload, factor, mode_value, centre_value)
         except (ikc.ImageError, ValueError) as error:
-            return f"**This input cannot be used:** {error}"
+            return {notice: f"**This input cannot be used:** {error}", picker: gr.Image(None, visible=False)}
         height, width = photo.pixels.shape[:2]
-        return f"{width}x{height} px, result {width * factor}x{height * factor} px. {notes_line(photo.notes)}"
+        text = f"{width}x{height} px, result {width * factor}x{height * factor} px. {notes_line(photo.notes)}"
+        if mode_value != REGION:
+            return {notice: text, picker: gr.Image(None, visible=False)}
+        whole = ikc.read_image(upload_path(payload)).pixels
+        box = region_box(*whole.shape[:2], MAX_RESULT_SIDE // factor, centre_value)
+        return {notice: text + " Click the picture to move the region.", picker: gr.Image(
+            region_view(whole, box), visible=True)}
 
-    def restore(payload: Any, scale_value: Any, steps: Any, stop_signal: StopSignal,
-                request: gr.Request) -> Iterator[dict]:
+    def move_region(payload: Any, event: gr.SelectData) -> tuple[float, float]:
+        """A click on the picker: the region's new centre, as fractions of the photo's width and height."""
+        height, width = ikc.read_image(upload_path(payload)).pixels.shape[:2]
+        return picked_centre(height, width, event.index)
+
+    def restore(payload: Any, scale_value: Any, mode_value: str, centre_value: tuple[float, float] | None,
+                steps: Any, stop_signal: StopSignal, request: gr.Request) -> Iterator[dict]:
         with user_errors():
             factor = checked_scale(scale_value)
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
-            photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+            photo = restore_input(payload, factor, mode_value, centre_value)
             model = model_for(factor)
             known = known_widths.get(pixel_digest(photo.pixels)) if factor == EXAMPLE_SCALE else None
             run = RunResult(photo.pixels, factor, count, known_width=known)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
                                   upload_stem(payload), photo.notes, fill_in=False, stop=stop_signal)
 
-    gr.on([image.change, scale.change], describe, [image, scale], notice, preprocess=False,
-          api_visibility="private", show_progress="hidden")
-    wire_run(run_button, stop_button, stop, progress, restore, [image, scale, iterations],
+    light = {"preprocess": False, "api_visibility": "private", "show_progress": "hidden"}
+    image.change(lambda: None, None, centre, **light)  # a new photo: its region starts in the middle
+    gr.on([image.change, scale.change, mode.change, centre.change], describe, [image, scale, mode, centre],
+          [notice, picker], trigger_mode="always_last", **light)
+    picker.select(move_region, image, centre, **light)
+    wire_run(run_button, stop_button, stop, progress, restore, [image, scale, mode, centre, iterations],
              [state, progress, *viewer.step_components(), viewer.comparison, viewer.download])
 
 

@@ -361,3 +361,20 @@ def test_the_mismatch_curve_draws_ikcs_path_from_its_start():
     assert "IKC's path, steps 0-2" in labels and "IKC result, width 1.95" in labels
     assert "IKC's path, steps 0-2" not in [line.get_label() for line in
                                            app.mismatch_figure(rows, 2.0, 24.0, []).axes[0].get_lines()]
+
+
+def test_a_region_of_a_large_photo_is_enlarged_at_native_resolution(tmp_path, monkeypatch):
+    app = pytest.importorskip("app")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
+    large = np.asarray(Image.fromarray(photo("astronaut")).resize((2000, 1500)))
+    path = {"path": str(ikc.save_png(large, tmp_path / "large.png"))}
+    whole = app.restore_input(path, 4, app.WHOLE, None)
+    assert whole.pixels.size // 3 <= app.MAX_RESULT_PIXELS // 16 and "downscaled from 2000x1500" in whole.notes[-1]
+    centre = app.picked_centre(1500, 2000, (160, 360))  # a click on the picker's 640x480 picture
+    assert centre == pytest.approx((0.25, 0.75))
+    region = app.restore_input(path, 4, app.REGION, centre)
+    assert region.pixels.shape == (192, 192, 3) and "192x192 px region at (404, 1029)" in region.notes[-1]
+    assert np.array_equal(region.pixels, large[1029:1221, 404:596]), "native pixels, not resampled"
+    assert app.region_box(100, 60, 192, (0.9, 0.1)) == (0, 0, 100, 60), "a small photo is its own region"
+    view = app.region_view(large, app.region_box(1500, 2000, 192, centre))
+    assert view.shape == (480, 640, 3) and tuple(view[round(1029 * 0.32) + 2, 160]) == (220, 30, 30)
