@@ -36,7 +36,8 @@ from skimage import data as skdata
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR, estimators_path
-from ikc.pipeline import MIN_LR_SIZE
+from ikc.imageio import to_tensor
+from ikc.pipeline import MIN_LR_SIZE, textured_windows
 from ikc.visualize import kernel_picture, save_animation, step_frame
 
 MAX_RESULT_SIDE = 768  # documented limit: inputs are downscaled so that the SR result has at most 768x768 px
@@ -49,6 +50,7 @@ MAX_NOISE = 25.0
 MAX_BLOCK_NOISE = 75.0  # region-varying noise may go far beyond the training range, to show what it does
 WIDTH_LIMITS = (0.2, 6.0)  # the labs offer widths beyond the training range on purpose
 MISMATCH_OFFSETS = (-1.2, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 1.2)
+ZOOM_SIDE = 64  # HR px of the lab's zoomed patch
 MISMATCH_CROP = 96  # LR pixels: the mismatch lab works on the central crop so nine passes stay quick
 SESSION_TTL = 3600  # seconds a session's results are kept
 MAX_SESSIONS = 200  # sessions kept in memory at most; the least recently used are dropped first
@@ -959,6 +961,32 @@ def classroom_preset(examples: list[str]) -> list[Any]:
     return [photo, CLASSROOM["width"], False, 0, False, 0, CLASSROOM["scale"], CLASSROOM["start"]]
 
 
+def zoom_box(hr: np.ndarray, side: int) -> tuple[int, int, int]:
+    """(top, left, size) of the most textured square of about `side` px in `hr`: where softness and ringing show."""
+    size = min(side, *hr.shape[:2])
+    top, left = textured_windows(to_tensor(hr), size, 1)[0]
+    return top, left, size
+
+
+def zoomed(image: np.ndarray, box: tuple[int, int, int], factor: int = 3) -> np.ndarray:
+    """The box of `image` enlarged `factor` times with nearest-neighbour, so pixels stay visible."""
+    top, left, size = box
+    return np.kron(image[top:top + size, left:left + size], np.ones((factor, factor, 1), np.uint8))
+
+
+def side_by_side(model: ikc.IKC, run: RunResult) -> list[tuple[np.ndarray, str]]:
+    """The lab's comparison: bicubic, SFTMD told the true kernel, the Predictor only (step 0) and IKC's final step,
+    PSNR-Y / SSIM-Y in each caption, then the same zoomed on the most textured patch."""
+    truth = run.truth
+    told = model.super_resolve(run.lr, kernel=truth.kernel, noise_sigma=truth.noise_sigma)
+    images = [(unpack(run.bicubic), "bicubic"), (told, "SFTMD told the true kernel"),
+              (run.image(0), "Predictor only (step 0)"), (run.image(run.iterations), f"IKC, step {run.iterations}")]
+    box = zoom_box(truth.hr, ZOOM_SIDE)
+    items = [(image, f"{name}: {psnr:.2f} dB / {ssim:.3f}")
+             for image, name in images for psnr, ssim in [score(image, truth.hr, run.scale)]]
+    return items + [(zoomed(image, box), f"zoom: {name}") for image, name in images]
+
+
 def build_lab(scales: list[int], examples: list[str]) -> None:
     """The Degradation lab: blur a sharp photo with a known kernel, then watch IKC estimate it."""
     with gr.Row():
@@ -991,6 +1019,9 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             progress = gr.Markdown(elem_id="lab-progress")
         with gr.Column(scale=5):
             viewer = build_viewer("lab", with_truth=True)
+            compared = gr.Gallery(label="Side by side after the run: PSNR-Y / SSIM-Y, then a zoom on the most "
+                                        "textured patch", format="png", columns=4, height="auto",
+                                  object_fit="contain", elem_id="lab-side-by-side")
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=delete_run_files)
     wire_viewer(viewer, state)
     settings = [image, width, anisotropic, sigma_x, sigma_y, angle, noise, by_region, noise_max, jpeg, scale]
@@ -1024,8 +1055,11 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             run = RunResult(lr, factor, count, truth, start_width=start_width)
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
             # every step rendered: the scores plot compares them all with the sharp original
+            yield {compared: None}
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
                                   upload_stem(payload), notes, fill_in=True, stop=stop_signal)
+            if run.iterations in run.images and not stop_signal.pressed:
+                yield {compared: side_by_side(model, run)}
 
     gr.on([image.change, width.release, anisotropic.change, sigma_x.release, sigma_y.release, angle.release,
            noise.release, by_region.change, noise_max.release, jpeg.release, scale.change], preview,
@@ -1034,7 +1068,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
     preset.click(lambda: classroom_preset(examples), None, [image, width, anisotropic, noise, by_region, jpeg, scale,
                                                             start], api_visibility="private", show_progress="hidden")
     wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations, start],
-             [state, progress, lr_view, *viewer.step_components(), viewer.comparison, viewer.download])
+             [state, progress, lr_view, compared, *viewer.step_components(), viewer.comparison, viewer.download])
 
 
 def build_mismatch(scales: list[int], examples: list[str]) -> None:

@@ -378,3 +378,21 @@ def test_a_region_of_a_large_photo_is_enlarged_at_native_resolution(tmp_path, mo
     assert app.region_box(100, 60, 192, (0.9, 0.1)) == (0, 0, 100, 60), "a small photo is its own region"
     view = app.region_view(large, app.region_box(1500, 2000, 192, centre))
     assert view.shape == (480, 640, 3) and tuple(view[round(1029 * 0.32) + 2, 160]) == (220, 30, 30)
+
+
+def test_the_lab_side_by_side_scores_four_results_and_zooms_on_the_most_textured_patch(counted_model, tmp_path):
+    app = pytest.importorskip("app")
+    model, _ = counted_model
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run = lab_run(app, 2)
+    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
+    items = app.side_by_side(model, run)
+    assert [caption.split(":")[0] for _, caption in items[:4]] == [
+        "bicubic", "SFTMD told the true kernel", "Predictor only (step 0)", "IKC, step 2"]
+    bicubic_psnr = float(items[0][1].split(": ")[1].split(" dB")[0])
+    assert bicubic_psnr == pytest.approx(run.bicubic_psnr, abs=0.005)
+    assert all(image.shape == (64 * 3, 64 * 3, 3) for image, _ in items[4:])
+    flat = np.zeros((128, 128, 3), np.uint8)
+    flat[70:100, 20:50] = np.indices((30, 30)).sum(0)[..., None] % 2 * 255  # a checkerboard: the only texture
+    top, left, size = app.zoom_box(flat, 32)
+    assert top <= 70 and top + size >= 100 - 4 and left <= 20 and left + size >= 50 - 4
