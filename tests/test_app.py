@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
 import ikc
+from studio import figures, inputs, lab, mismatch, models, session, settings
+from studio import viewer as viewing
 
 from .conftest import connect, photo, running_app
 
@@ -108,64 +111,59 @@ def test_the_page_serves_and_explains_when_there_are_no_checkpoints(tmp_path):
 
 
 def test_validation_helpers():
-    app = pytest.importorskip("app")
-    assert app.checked_whole("steps", 7.0, 0, 15) == 7
+    assert inputs.checked_whole("steps", 7.0, 0, 15) == 7
     for bad in (float("nan"), "x", None, 16):
         with pytest.raises(ValueError, match="steps"):
-            app.checked_whole("steps", bad, 0, 15)
-    assert app.assumed_widths(2.0)[4] == 2.0 and len(app.assumed_widths(2.0)) == 9
-    assert min(app.assumed_widths(0.4)) >= 0.2
-    lr, hr = app.crop_pair(np.zeros((100, 120, 3)), np.zeros((400, 480, 3)), 4, 96)
+            inputs.checked_whole("steps", bad, 0, 15)
+    assert mismatch.assumed_widths(2.0)[4] == 2.0 and len(mismatch.assumed_widths(2.0)) == 9
+    assert min(mismatch.assumed_widths(0.4)) >= 0.2
+    lr, hr = mismatch.crop_pair(np.zeros((100, 120, 3)), np.zeros((400, 480, 3)), 4, 96)
     assert lr.shape[:2] == (96, 96) and hr.shape[:2] == (384, 384)
 
 
 def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_it_was_never_trained_on(tmp_path, monkeypatch):
-    app = pytest.importorskip("app")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     sharp = ikc.save_png(photo("astronaut")[:256, :256], tmp_path / "sharp.png")
     settings = ({"path": str(sharp)}, 2.0, False, 1.0, 3.0, 0.0, 0.0)
-    lossless, truth, _, _ = app.lab_degradation(*settings, False, 40, 0, 4)
-    compressed, jpeg_truth, _, _ = app.lab_degradation(*settings, False, 40, 70, 4)
+    lossless, truth, _, _ = lab.lab_degradation(*settings, False, 40, 0, 4)
+    compressed, jpeg_truth, _, _ = lab.lab_degradation(*settings, False, 40, 70, 4)
     assert np.array_equal(compressed, ikc.jpeg_compress(lossless, 70))
     assert truth.warning == "" and "JPEG compression at quality 70" in jpeg_truth.warning
-    assert app.checked_jpeg_quality(None) is None and app.checked_jpeg_quality(0) is None
+    assert inputs.checked_jpeg_quality(None) is None and inputs.checked_jpeg_quality(0) is None
     with pytest.raises(ValueError, match="JPEG quality must be from 1 to 100"):
-        app.checked_jpeg_quality(101)
-    patchy, patchy_truth, _, _ = app.lab_degradation(*settings[:-1], 5.0, True, 60, 0, 4)
+        inputs.checked_jpeg_quality(101)
+    patchy, patchy_truth, _, _ = lab.lab_degradation(*settings[:-1], 5.0, True, 60, 0, 4)
     assert np.array_equal(patchy, ikc.degrade_image(photo("astronaut")[:256, :256], ikc.gaussian_kernel(2.0), 4, 5.0,
                                                     noise_sigma_max=60))
     assert patchy_truth.noise_max == 60 and "varies by region, from 5 to 60" in patchy_truth.warning
     assert "above 25 none was seen" in patchy_truth.warning
     with pytest.raises(ValueError, match="highest block noise sigma must be from 5 to 75"):
-        app.lab_degradation(*settings[:-1], 5.0, True, 2, 0, 4)
+        lab.lab_degradation(*settings[:-1], 5.0, True, 2, 0, 4)
 
 
 def test_the_estimated_kernel_is_drawn_bright_in_the_centre_even_for_a_code_off_the_gaussians():
-    app = pytest.importorskip("app")
     model = ikc.load(4)
     code = model.code_for(ikc.gaussian_kernel(2.0))
     code[:10] += np.random.default_rng(0).normal(0, 2, (2, 10))[1].astype(np.float32)  # off the Gaussians
     step = model.describe(1, code, None)
     assert step.kernel[10, 10] < step.kernel.max()
-    picture = app.estimate_picture(step)[:21 * 8].astype(int).sum(-1)  # the heat map above the caption
+    picture = figures.estimate_picture(step)[:21 * 8].astype(int).sum(-1)  # the heat map above the caption
     assert picture[10 * 8 + 4, 10 * 8 + 4] == picture.max()
 
 
 def test_read_photo_downscales_to_the_limit(tmp_path, monkeypatch):
-    app = pytest.importorskip("app")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     path = ikc.save_png(photo("rocket"), tmp_path / "rocket.png")
-    image = app.read_photo({"path": str(path)}, 100 * 100, 8)
+    image = inputs.read_photo({"path": str(path)}, 100 * 100, 8)
     height, width = image.pixels.shape[:2]
     assert height * width <= 100 * 100 and "downscaled from 640x427" in image.notes[-1]
     with pytest.raises(ValueError, match="upload a photo"):
-        app.read_photo(None, 100, 8)
+        inputs.read_photo(None, 100, 8)
 
 
 @pytest.fixture()
 def counted_model(tiny_checkpoints, monkeypatch) -> tuple[ikc.IKC, list[np.ndarray]]:
     """The app's model_for gives the tiny x4 model, whose full-size renders are recorded (their codes)."""
-    app = pytest.importorskip("app")
     model, codes = ikc.load(4, tiny_checkpoints), []
     render = model.render
 
@@ -174,25 +172,22 @@ def counted_model(tiny_checkpoints, monkeypatch) -> tuple[ikc.IKC, list[np.ndarr
         return render(lr, code)
 
     monkeypatch.setattr(model, "render", counted)
-    monkeypatch.setattr(app, "model_for", lambda scale: model)
+    monkeypatch.setattr(models, "model_for", lambda scale: model)
     return model, codes
 
 
 def viewer_parts(with_truth: bool) -> tuple:
     """A step viewer, its state and a progress line, laid out in a throwaway Blocks."""
-    gr = pytest.importorskip("gradio")
-    app = pytest.importorskip("app")
     with gr.Blocks():
-        return app.build_viewer("test", with_truth), gr.State(), gr.Markdown()
+        return viewing.build_viewer("test", with_truth), gr.State(), gr.Markdown()
 
 
 def test_restore_renders_the_first_and_final_step_then_each_step_looked_at_once(counted_model, lr_file, tmp_path):
-    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=False)
-    run = app.RunResult(ikc.load_image(lr_file), 4, 3)
-    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lr", [], fill_in=False,
-                                   stop=app.StopSignal()))
+    run = session.RunResult(ikc.load_image(lr_file), 4, 3)
+    updates = list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lr", [], fill_in=False,
+                                   stop=session.StopSignal()))
     assert len(updates) == 1 + 4 + 1, "no fill-in: the stream ends after the final step"
     assert "Done in" in updates[-1][progress] and viewer.sr not in updates[-1]
     assert len(run.steps) == 4 and sorted(run.images) == [0, 3] and len(codes) == 2
@@ -219,14 +214,13 @@ def test_restore_renders_the_first_and_final_step_then_each_step_looked_at_once(
 
 
 def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path):
-    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
     hr = photo("astronaut")[128:384, 128:384]
     kernel = ikc.gaussian_kernel(2.0)
-    run = app.RunResult(ikc.degrade_image(hr, kernel, 4), 4, 3, app.Truth(hr, kernel, 2.0, 0.0, ""))
-    updates = list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
-                                   stop=app.StopSignal()))
+    run = session.RunResult(ikc.degrade_image(hr, kernel, 4), 4, 3, session.Truth(hr, kernel, 2.0, 0.0, ""))
+    updates = list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                                   stop=session.StopSignal()))
     assert len(updates) == 1 + 4 + 2 + 1, "the two steps between are rendered after the final one"
     assert sorted(run.images) == sorted(run.scores) == [0, 1, 2, 3] and len(codes) == 4
     assert viewer.scores in updates[-1] and updates[-1][viewer.slider].value == 3
@@ -234,13 +228,13 @@ def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path)
 
 
 def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted_model, tmp_path):
-    app, gr = pytest.importorskip("app"), pytest.importorskip("gradio")
     model, _ = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
     hr = photo("astronaut")[128:384, 128:384]
-    run = app.RunResult(ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4), 4, 3,
-                        app.Truth(hr, ikc.gaussian_kernel(2.0), 2.0, 0.0, ""))
-    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
+    run = session.RunResult(ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4), 4, 3,
+                        session.Truth(hr, ikc.gaussian_kernel(2.0), 2.0, 0.0, ""))
+    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                            stop=session.StopSignal()))
     started = viewer.play_from(run, 3)  # from the last step: Play starts over
     assert started[viewer.timer].active and run.shown == 0 and run.playing
     assert viewer.tick(run, 0)[viewer.slider].value == 1 and run.shown == 1
@@ -250,44 +244,43 @@ def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted
     assert viewer.slider not in late and not late[viewer.timer].active and run.shown == 0
 
 
-def lab_run(app, iterations: int) -> "app.RunResult":
+def lab_run(iterations: int) -> session.RunResult:
     """A lab run of the astronaut's centre, blurred with width 2 and shrunk x4."""
     hr = photo("astronaut")[128:384, 128:384]
     kernel = ikc.gaussian_kernel(2.0)
-    return app.RunResult(ikc.degrade_image(hr, kernel, 4), 4, iterations, app.Truth(hr, kernel, 2.0, 0.0, ""))
+    return session.RunResult(ikc.degrade_image(hr, kernel, 4), 4, iterations, session.Truth(hr, kernel, 2.0, 0.0, ""))
 
 
 def test_stop_ends_a_run_after_its_step_and_keeps_the_steps_so_far(counted_model, tmp_path):
-    app = pytest.importorskip("app")
     model, _ = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
-    run, stop = lab_run(app, 5), app.StopSignal()
-    stream = app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=stop)
+    run, stop = lab_run(5), session.StopSignal()
+    stream = viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=stop)
     started = next(stream)
     assert "Estimating" in started[progress] and started[viewer.sr].constructor_args["elem_classes"] == ["busy"]
     assert next(stream)[progress].startswith("Step 0 of 5 done") and run.on_screen == 0
     assert next(stream)[progress].startswith("Step 1 of 5 done")
-    assert app.arm_stop(stop).interactive and not stop.pressed
-    button, line = app.press_stop(stop)
+    assert viewing.arm_stop(stop).interactive and not stop.pressed
+    button, line = viewing.press_stop(stop)
     assert stop.pressed and not button.interactive and "Stopping" in line
     rest = list(stream)
     assert rest[-1] == {progress: rest[-1][progress]} and rest[-1][progress].startswith("Stopped after step 1 of 5")
     assert len(run.steps) == 2 and run.download is None and 0 in run.images, "steps 0 and 1 kept, no final result"
     assert "Step 1 of 5" in viewer.show(run, 1)[viewer.caption]
 
-    app.press_stop(stop)  # pressed while the next run waits in the queue: it does not start
-    queued = list(app.stream_run(viewer, state, progress, model, lab_run(app, 5), tmp_path, "lab", [],
+    viewing.press_stop(stop)  # pressed while the next run waits in the queue: it does not start
+    queued = list(viewing.stream_run(viewer, state, progress, model, lab_run(5), tmp_path, "lab", [],
                                  fill_in=True, stop=stop))
     assert queued == [{progress: "Stopped before it started."}]
 
 
 def test_a_lab_run_whose_settings_changed_is_marked_and_keeps_the_new_true_kernel(counted_model, tmp_path):
-    app = pytest.importorskip("app")
     model, _ = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(app, 2)
-    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
-    assert viewer.true_kernel in viewer.show(run, 1) and "changed" not in app.step_caption(run, 1)
+    run = lab_run(2)
+    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                            stop=session.StopSignal()))
+    assert viewer.true_kernel in viewer.show(run, 1) and "changed" not in viewing.step_caption(run, 1)
     run.stale = True  # a slider moved after the run
     shown = viewer.show(run, 1)
     assert viewer.true_kernel not in shown, "the new settings' kernel stays on screen"
@@ -296,25 +289,23 @@ def test_a_lab_run_whose_settings_changed_is_marked_and_keeps_the_new_true_kerne
 
 
 def test_the_model_summary_reads_the_measured_numbers_beside_the_papers(tmp_path):
-    app = pytest.importorskip("app")
-    (tmp_path / "published.json").write_text((app.RESULTS / "published.json").read_text())
+    (tmp_path / "published.json").write_text((settings.RESULTS / "published.json").read_text())
     for name, psnr in (("set5", 30.1234), ("set14", 27.5)):
         (tmp_path / f"{name}_x4.json").write_text(json.dumps({"methods": {"ikc": {"psnr_y": psnr, "ssim_y": 0.85}}}))
-    text = app.model_summary(tmp_path, [2, 4])
+    text = models.model_summary(tmp_path, [2, 4])
     assert "| x4 | 30.12 / 0.850 | 31.67 / 0.883 | 27.50 / 0.850 | 28.31 / 0.764 |" in text
     assert "| x2 |" not in text, "no measured numbers for x2 here: no row"
     assert "Spatial Feature Transform for Multiple Degradations" in text
 
 
 def test_export_renders_the_missing_steps_and_writes_animation_curves_and_numbers(counted_model, tmp_path):
-    app = pytest.importorskip("app")
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(app, 3)
+    run = lab_run(3)
     for step in model.steps(run.lr, 3, render="none"):
         run.record(step)
     run.render(model, 3)
-    gif, figure, table, numbers = app.export_steps(model, run, tmp_path / "export")
+    gif, figure, table, numbers = figures.export_steps(model, run, tmp_path / "export")
     assert sorted(run.images) == [0, 1, 2, 3] and len(codes) == 4, "steps 0-2 rendered for the export, 3 reused"
     with Image.open(gif) as animation:
         assert animation.n_frames == 4 and animation.info["loop"] == 0
@@ -328,65 +319,62 @@ def test_export_renders_the_missing_steps_and_writes_animation_curves_and_number
 
 
 def test_a_lab_run_can_start_from_a_chosen_width(counted_model, tmp_path):
-    app = pytest.importorskip("app")
     model, _ = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(app, 2)
-    run.start_width = app.checked_start(0.5)
-    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
+    run = lab_run(2)
+    run.start_width = inputs.checked_start(0.5)
+    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                            stop=session.StopSignal()))
     assert run.steps[0].kernel_width == pytest.approx(0.5, abs=0.05)
-    assert "(the start you chose)" in app.step_caption(run, 0)
-    assert app.checked_start(0) is None and app.checked_start("") is None
+    assert "(the start you chose)" in viewing.step_caption(run, 0)
+    assert inputs.checked_start(0) is None and inputs.checked_start("") is None
     with pytest.raises(ValueError, match="starting width must be 0"):
-        app.checked_start(0.1)
+        inputs.checked_start(0.1)
 
 
 def test_a_built_in_example_is_recognised_by_its_pixels_and_its_true_width_drawn(tmp_path):
-    app = pytest.importorskip("app")
-    blurred, sharp, widths = app.example_files()
+    blurred, sharp, widths = models.example_files()
     pixels = ikc.load_image(blurred[0])
-    assert widths[app.pixel_digest(pixels)] == app.EXAMPLE_WIDTH
-    assert app.pixel_digest(ikc.load_image(sharp[0])) not in widths
-    run = app.RunResult(pixels[:32, :32], 4, 1, known_width=widths[app.pixel_digest(pixels)])
-    figure = app.plot_figure(run, 0, ("widths",))
+    assert widths[inputs.pixel_digest(pixels)] == settings.EXAMPLE_WIDTH
+    assert inputs.pixel_digest(ikc.load_image(sharp[0])) not in widths
+    run = session.RunResult(pixels[:32, :32], 4, 1, known_width=widths[inputs.pixel_digest(pixels)])
+    figure = figures.plot_figure(run, 0, ("widths",))
     assert [line.get_label() for line in figure.axes[0].get_lines()] == ["estimated width", "true width"]
-    assert figure.axes[0].get_lines()[1].get_ydata()[0] == app.EXAMPLE_WIDTH
+    assert figure.axes[0].get_lines()[1].get_ydata()[0] == settings.EXAMPLE_WIDTH
 
 
 def test_the_mismatch_curve_draws_ikcs_path_from_its_start():
-    app = pytest.importorskip("app")
     rows = [(1.4, 25.0), (2.0, 27.0), (2.6, 26.0)]
-    figure = app.mismatch_figure(rows, 2.0, 24.0, [(1.0, 23.0), (1.8, 26.5), (1.95, 26.9)])
+    figure = figures.mismatch_figure(rows, 2.0, 24.0, [(1.0, 23.0), (1.8, 26.5), (1.95, 26.9)])
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert "IKC's path, steps 0-2" in labels and "IKC result, width 1.95" in labels
     assert "IKC's path, steps 0-2" not in [line.get_label() for line in
-                                           app.mismatch_figure(rows, 2.0, 24.0, []).axes[0].get_lines()]
+                                           figures.mismatch_figure(rows, 2.0, 24.0, []).axes[0].get_lines()]
 
 
 def test_a_region_of_a_large_photo_is_enlarged_at_native_resolution(tmp_path, monkeypatch):
-    app = pytest.importorskip("app")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     large = np.asarray(Image.fromarray(photo("astronaut")).resize((2000, 1500)))
     path = {"path": str(ikc.save_png(large, tmp_path / "large.png"))}
-    whole = app.restore_input(path, 4, app.WHOLE, None)
-    assert whole.pixels.size // 3 <= app.MAX_RESULT_PIXELS // 16 and "downscaled from 2000x1500" in whole.notes[-1]
-    centre = app.picked_centre(1500, 2000, (160, 360))  # a click on the picker's 640x480 picture
+    whole = inputs.restore_input(path, 4, settings.WHOLE, None)
+    assert whole.pixels.size // 3 <= settings.MAX_RESULT_PIXELS // 16 and "downscaled from 2000x1500" in whole.notes[-1]
+    centre = inputs.picked_centre(1500, 2000, (160, 360))  # a click on the picker's 640x480 picture
     assert centre == pytest.approx((0.25, 0.75))
-    region = app.restore_input(path, 4, app.REGION, centre)
+    region = inputs.restore_input(path, 4, settings.REGION, centre)
     assert region.pixels.shape == (192, 192, 3) and "192x192 px region at (404, 1029)" in region.notes[-1]
     assert np.array_equal(region.pixels, large[1029:1221, 404:596]), "native pixels, not resampled"
-    assert app.region_box(100, 60, 192, (0.9, 0.1)) == (0, 0, 100, 60), "a small photo is its own region"
-    view = app.region_view(large, app.region_box(1500, 2000, 192, centre))
+    assert inputs.region_box(100, 60, 192, (0.9, 0.1)) == (0, 0, 100, 60), "a small photo is its own region"
+    view = inputs.region_view(large, inputs.region_box(1500, 2000, 192, centre))
     assert view.shape == (480, 640, 3) and tuple(view[round(1029 * 0.32) + 2, 160]) == (220, 30, 30)
 
 
 def test_the_lab_side_by_side_scores_four_results_and_zooms_on_the_most_textured_patch(counted_model, tmp_path):
-    app = pytest.importorskip("app")
     model, _ = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(app, 2)
-    list(app.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True, stop=app.StopSignal()))
-    items = app.side_by_side(model, run)
+    run = lab_run(2)
+    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
+                            stop=session.StopSignal()))
+    items = lab.side_by_side(model, run)
     assert [caption.split(":")[0] for _, caption in items[:4]] == [
         "bicubic", "SFTMD told the true kernel", "Predictor only (step 0)", "IKC, step 2"]
     bicubic_psnr = float(items[0][1].split(": ")[1].split(" dB")[0])
@@ -394,5 +382,5 @@ def test_the_lab_side_by_side_scores_four_results_and_zooms_on_the_most_textured
     assert all(image.shape == (64 * 3, 64 * 3, 3) for image, _ in items[4:])
     flat = np.zeros((128, 128, 3), np.uint8)
     flat[70:100, 20:50] = np.indices((30, 30)).sum(0)[..., None] % 2 * 255  # a checkerboard: the only texture
-    top, left, size = app.zoom_box(flat, 32)
+    top, left, size = figures.zoom_box(flat, 32)
     assert top <= 70 and top + size >= 100 - 4 and left <= 20 and left + size >= 50 - 4

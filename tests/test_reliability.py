@@ -31,6 +31,7 @@ from ikc.checkpoint import MANIFEST, write_manifest
 from ikc.cli import main
 from ikc.imageio import ORIENTATION
 from ikc.pipeline import MIN_LR_SIZE
+from studio.session import RunResult
 
 from .conftest import REPO, AppServer, connect, photo, running_app
 
@@ -421,9 +422,8 @@ ikc.pipeline.IKC.steps = slow_steps
 
 
 def test_session_results_are_kept_losslessly_in_under_half_the_memory():
-    app = pytest.importorskip("app")
     lr = ikc.degrade_image(photo("astronaut")[:384, :384], ikc.gaussian_kernel(2.0), 4)
-    run = app.RunResult(lr, 4, 1)
+    run = RunResult(lr, 4, 1)
     sr = ikc.upscale_bicubic(lr, 4)
     run.record(ikc.Step(0, np.zeros(ikc.CODE_LENGTH, np.float32), np.zeros((21, 21)), 2.0, 0.0, sr))
     assert run.steps[0].sr is None and np.array_equal(run.image(0), sr) and run.image(1) is None
