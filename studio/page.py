@@ -90,22 +90,23 @@ def build_app() -> gr.Blocks:
                     "CPU: *About the model* compares it with the paper's.")
         gr.Markdown(checkpoint_status(scales, problems), elem_id="checkpoint-status")
         offered = scales or list(ikc.SCALES)
-        with gr.Tab("Restore"):
-            with gr.Accordion("How it works", open=False):
-                gr.Markdown(EXPLAIN_KERNEL + "\n" + EXPLAIN_STEPS + "\n" + EXPLAIN_LIMITS)
-            build_restore(offered, restore_examples, known_widths)
-        with gr.Tab("Degradation lab"):
-            with gr.Accordion("How it works", open=False):
-                gr.Markdown("Here the blur is known: pick a sharp photo and a kernel, and compare IKC's estimate with "
-                            "the truth at every step.\n\n" + EXPLAIN_KERNEL + "\n" + EXPLAIN_NUMBERS)
-            build_lab(offered, sharp_examples)
-        with gr.Tab("Kernel-mismatch lab"):
-            with gr.Accordion("How it works", open=True):
-                gr.Markdown(EXPLAIN_MISMATCH + "\nThe photo is blurred with the true width and shrunk; SFTMD then "
-                            "enlarges it once for each assumed width, without any estimation.")
-            build_mismatch(offered, sharp_examples)
-        with gr.Tab("About the model"):
-            gr.Markdown(model_summary(RESULTS, offered), elem_id="model-summary")
+        with gr.Tabs(overflow_behavior="wrap", elem_id="tabs"):  # a phone shows every tab, on two rows
+            with gr.Tab("Restore"):
+                with gr.Accordion("How it works", open=False):
+                    gr.Markdown(EXPLAIN_KERNEL + "\n" + EXPLAIN_STEPS + "\n" + EXPLAIN_LIMITS)
+                build_restore(offered, restore_examples, known_widths)
+            with gr.Tab("Degradation lab"):
+                with gr.Accordion("How it works", open=False):
+                    gr.Markdown("Here the blur is known: pick a sharp photo and a kernel, and compare IKC's estimate "
+                                "with the truth at every step.\n\n" + EXPLAIN_KERNEL + "\n" + EXPLAIN_NUMBERS)
+                build_lab(offered, sharp_examples)
+            with gr.Tab("Kernel-mismatch lab"):
+                with gr.Accordion("How it works", open=True):
+                    gr.Markdown(EXPLAIN_MISMATCH + "\nThe photo is blurred with the true width and shrunk; SFTMD then "
+                                "enlarges it once for each assumed width, without any estimation.")
+                build_mismatch(offered, sharp_examples)
+            with gr.Tab("About the model"):
+                gr.Markdown(model_summary(RESULTS, offered), elem_id="model-summary")
         build_api()
     return demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 

@@ -224,11 +224,16 @@ def press_stop(stop: StopSignal) -> tuple[gr.Button, str]:
     return gr.Button(interactive=False), "Stopping after the current step..."
 
 
+SCROLL_TO_RESULTS = """() => { if (window.innerWidth < 700)
+    document.getElementById("ID")?.scrollIntoView({behavior: "smooth", block: "start"}); }"""  # phones: results
+
+
 def wire_run(button: gr.Button, stop_button: gr.Button, stop: gr.State, progress: gr.Markdown, handler: Any,
              inputs: list[gr.components.Component], outputs: list[gr.components.Component]) -> None:
     """Run streams `handler` in the model's slot; Stop, enabled only meanwhile, ends it after the current step
     with the steps so far kept, instead of cancelling it (which shows an error)."""
     light = {"concurrency_limit": None, "api_visibility": "private", "show_progress": "hidden"}
+    button.click(None, js=SCROLL_TO_RESULTS.replace("ID", f"{button.elem_id.split('-')[0]}-step"))
     running = button.click(arm_stop, stop, stop_button, **light).then(
         handler, [*inputs, stop], outputs, preprocess=False, concurrency_id="model", concurrency_limit=1,
         api_visibility="private", show_progress="minimal", show_progress_on=progress)
