@@ -11,11 +11,10 @@ from pathlib import Path
 
 from .archs import SCALES
 from .checkpoint import CHECKPOINT_DIR, CheckpointError
-from .imageio import ImageError, read_image, save_png
+from .imageio import IMAGE_SUFFIXES, ImageError, read_image, save_png
 from .pipeline import IKC, MAX_ITERATIONS, MIN_LR_SIZE, Step, load, use_available_cpus
 from .visualize import kernel_picture, save_animation, step_frame
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 DESCRIPTION = """\
 Blind super-resolution with Iterative Kernel Correction (IKC, Gu et al., CVPR 2019).

@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP or GIF"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})  # ACCEPTED's files
 ORIENTATION = 0x0112  # the EXIF tag that says how the camera was held
 
 

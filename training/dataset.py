@@ -9,10 +9,9 @@ import numpy as np
 import torch
 
 from ikc.degradation import degrade, gaussian_kernel
-from ikc.imageio import load_image
+from ikc.imageio import IMAGE_SUFFIXES, load_image
 from ikc.kernel_code import KernelPCA, encode
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass(frozen=True)

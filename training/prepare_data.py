@@ -42,13 +42,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from ikc.imageio import to_rgb8
+from ikc.imageio import IMAGE_SUFFIXES, to_rgb8
 
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+PACKAGE_SUFFIXES = IMAGE_SUFFIXES | {".ppm", ".pgm"}  # package photos also come as netpbm files
 HALVE_MIN_SHORT_SIDE = 1200
 THUMB_SIDE = 16
 THUMB_MAX_MAD = 2.0
@@ -326,7 +326,7 @@ def package_candidates(package: Package, cache: Path) -> list[Candidate]:
 
 def extra_candidates(folder: Path) -> list[Candidate]:
     """Every image file under `folder`, recursively, in sorted order."""
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PACKAGE_SUFFIXES)
     members = [p.relative_to(folder).as_posix() for p in paths]
     slug = slugify(folder.resolve().name)
     return [Candidate(f"{slug}__{stem}.png", path, str(folder), member, "unstated (see the folder)")
@@ -449,7 +449,7 @@ def load_benchmarks(folders: list[Path]) -> list[Benchmark]:
     """Fingerprints and crop-matching signals of every image under `folders`."""
     benchmarks = []
     for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PACKAGE_SUFFIXES):
             image = to_rgb8(ImageOps.exif_transpose(Image.open(path)))
             name = path.relative_to(folder).as_posix()
             benchmarks.append(Benchmark(name, fingerprint(image), crop_signal(image)))
