@@ -44,16 +44,40 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_modules(path: Path, modules: dict[str, nn.Module], pca: KernelPCA, metadata: dict,
-                 dtype: torch.dtype = torch.float16) -> Path:
-    """Write the modules' weights (prefixed by their names), the PCA and metadata to one file."""
-    tensors = {f"{name}.{key}": value.detach().to(dtype).contiguous()
-               for name, module in modules.items() for key, value in module.state_dict().items()}
-    tensors.update({f"pca.{key}": value for key, value in pca.tensors().items()})
+def module_tensors(modules: dict[str, nn.Module], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The modules' weights named `name.key` (on the CPU, in `dtype` when given)."""
+    return {f"{name}.{key}": (value.detach().cpu() if dtype is None else value.detach().cpu().to(dtype)).contiguous()
+            for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors named `prefix.*`, with the prefix removed."""
+    return {key[len(prefix) + 1:]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], pca: KernelPCA, metadata: dict, key: str) -> Path:
+    """Write tensors, the PCA and JSON metadata (under `key`) as safetensors, atomically: a reader never sees a
+    half-written file, even when a run is killed mid-write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"ikc": json.dumps({"format": FORMAT_VERSION, **metadata})})
+    temporary = path.with_suffix(".tmp")
+    save_file({**tensors, **{f"pca.{k}": v for k, v in pca.tensors().items()}}, str(temporary),
+              metadata={key: json.dumps(metadata)})
+    temporary.replace(path)
     return path
+
+
+def read_tensors(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and the JSON metadata stored under `key` by write_tensors."""
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        return tensors, json.loads((handle.metadata() or {})[key])
+
+
+def save_modules(path: Path, modules: dict[str, nn.Module], pca: KernelPCA, metadata: dict,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write the modules' weights (prefixed by their names), the PCA and metadata to one shipped file."""
+    return write_tensors(path, module_tensors(modules, dtype), pca, {"format": FORMAT_VERSION, **metadata}, "ikc")
 
 
 def write_manifest(folder: Path = CHECKPOINT_DIR) -> Path:
@@ -97,9 +121,7 @@ def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"no checkpoint at {path}")
     verify(path)
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = json.loads((handle.metadata() or {})["ikc"])
+        tensors, metadata = read_tensors(path, "ikc")
     except (SafetensorError, OSError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path} is not a readable IKC checkpoint ({error}); restore it with "
                               f"`git checkout -- checkpoints` or re-export it") from None
@@ -110,7 +132,7 @@ def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> nn.Module:
     """Fill `module` from the tensors named `prefix.*`; CheckpointError when the shapes do not fit."""
-    state = {key[len(prefix) + 1:]: value.float() for key, value in tensors.items() if key.startswith(prefix + ".")}
+    state = {key: value.float() for key, value in prefixed(tensors, prefix).items()}
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -121,4 +143,4 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
 
 def read_pca(tensors: dict[str, torch.Tensor]) -> KernelPCA:
     """The kernel PCA stored in a checkpoint."""
-    return KernelPCA.from_tensors({key[4:]: value for key, value in tensors.items() if key.startswith("pca.")})
+    return KernelPCA.from_tensors(prefixed(tensors, "pca"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -15,19 +14,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ikc.checkpoint import read_file, read_pca
+from ikc.checkpoint import module_tensors, prefixed, read_file, read_pca, read_tensors, write_tensors
 from ikc.degradation import centre_crop, degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
 from ikc.kernel_code import KernelPCA, encode
 from ikc.metrics import psnr_y_torch
 
 from .dataset import DegradationRange, list_images, split_holdout
+
+STATE_KEY = "meta"  # run states keep their metadata under this key (shipped files: "ikc")
 
 
 @dataclass
@@ -169,31 +168,18 @@ def rate_schedule(config: TrainConfig, start_step: int, anneal_minutes: float | 
 
 def save_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
                pca: KernelPCA, meta: dict) -> None:
-    """Everything needed to resume: weights, Adam moments, PCA and step, as safetensors (no pickle)."""
-    tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in modules.items()
-               for k, v in m.state_dict().items()}
-    optim_state = optimizer.state_dict()
-    for index, state in optim_state["state"].items():
+    """Everything needed to resume: weights, Adam moments, PCA and step, as safetensors (no pickle), atomically."""
+    tensors = module_tensors(modules)
+    for index, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
             value = torch.as_tensor(value).cpu()
             tensors[f"optim.{index}.{key}"] = value.reshape(-1) if key == "step" else value.contiguous()
-    tensors.update({f"pca.{k}": v for k, v in pca.tensors().items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    save_file(tensors, str(temporary), metadata={"meta": json.dumps(meta)})
-    temporary.replace(path)  # never leave a half-written state behind
+    write_tensors(path, tensors, pca, meta, STATE_KEY)
 
 
 def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata of a state file written by save_state."""
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as handle:
-        return tensors, json.loads(handle.metadata()["meta"])
-
-
-def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors named `prefix.*`, with the prefix removed."""
-    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    return read_tensors(path, STATE_KEY)
 
 
 def sftmd_weights(meta: dict) -> str:

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ikc.archs import SFTMD, SFTMDConfig
+from ikc.checkpoint import prefixed
 from ikc.kernel_code import fit_pca
 
 from .common import (RunLog, TrainConfig, add_run_arguments, autocast, exponential_average, load_config, load_state,
-                     mean_psnr, prefixed, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
+                     mean_psnr, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
                      start_from_checkpoint, training_loop, validation_codes, validation_set)
 from .dataset import PatchSampler, list_images, split_holdout
 
