@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -18,8 +19,17 @@ from torch import nn
 
 from .kernel_code import KernelPCA
 
+
+
+def shipped_folder(name: str) -> Path:
+    """A folder that ships beside the code: in a clone (or an editable install) at the repository root; in a
+    package installed with pip, under <prefix>/share/ikc-studio (the data-files of pyproject.toml)."""
+    clone = Path(__file__).resolve().parent.parent / name
+    return clone if clone.is_dir() else Path(sys.prefix) / "share" / "ikc-studio" / name
+
+
 # IKC_CHECKPOINTS points the app, the CLI and the scripts at another folder (tests use tiny ones)
-CHECKPOINT_DIR = Path(os.environ.get("IKC_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+CHECKPOINT_DIR = Path(os.environ.get("IKC_CHECKPOINTS") or shipped_folder("checkpoints"))
 MANIFEST = "SHA256SUMS"
 FORMAT_VERSION = 1
 

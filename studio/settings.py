@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ikc.checkpoint import shipped_folder
+
 MAX_RESULT_SIDE = 768  # documented limit: inputs are downscaled so that the SR result has at most 768x768 px
 MAX_RESULT_PIXELS = MAX_RESULT_SIDE ** 2  # the limit is this pixel count: 1024x576 fits as well
 WHOLE, REGION = "The whole photo, downscaled to fit", "A region at full resolution"
@@ -23,6 +25,6 @@ QUEUE_SIZE = int(os.environ.get("IKC_QUEUE_SIZE") or 64)  # waiting jobs: a clas
 EXAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 EXAMPLE_WIDTH, EXAMPLE_SCALE = 2.0, 4
 CLASSROOM = {"photo": "astronaut", "scale": 4, "width": 2.6, "start": 1.0}  # a preset that starts far off
-RESULTS = Path(__file__).resolve().parent.parent / "results"  # the shipped weights' measured Gaussian8 numbers
+RESULTS = shipped_folder("results")  # the shipped weights' measured Gaussian8 numbers
 TEMP = Path(tempfile.gettempdir())
 RESULTS_DIR, EXAMPLES_DIR = TEMP / "ikc-studio-results", TEMP / "ikc-studio-examples"
