@@ -137,8 +137,8 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             iterations = gr.Slider(0, MAX_ITERATIONS, value=DEFAULT_ITERATIONS, step=1, label="Correction steps")
             start = gr.Slider(0, WIDTH_LIMITS[1], value=0, step=0.05, elem_id="lab-start",
                               label="Start IKC from kernel width (0: the Predictor's guess)")
-            preset = gr.Button(f"Classroom preset: width {CLASSROOM['width']:g}, IKC starts from "
-                               f"{CLASSROOM['start']:g}", size="sm", elem_id="lab-preset")
+            preset = gr.Button(f"Classroom preset: x{CLASSROOM['scale']}, width {CLASSROOM['width']:g}, IKC starts "
+                               f"from {CLASSROOM['start']:g}", size="sm", elem_id="lab-preset")
             run_button, stop_button, stop = stop_controls("Run IKC", "lab-run")
             progress = gr.Markdown(elem_id="lab-progress")
         with gr.Column(scale=5):

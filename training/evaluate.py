@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="how many textured crops they look at (their estimates are averaged)")
     parser.add_argument("--final-only", action="store_true",
                         help="render only IKC's steps 0 (p_sftmd) and last (ikc), no per-iteration curve; ~4x faster")
+    parser.add_argument("--halve-reversals", action="store_true",
+                        help="apply a Corrector update that turns back at half size (IKC's halve_reversals)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the (image, width) pairs; same result, faster on several cores")
     args = parser.parse_args(argv)
@@ -165,13 +167,15 @@ def main(argv: list[str] | None = None) -> dict:
     blind = bool({"p_sftmd", "ikc"} & set(methods))
     model = ikc.load(args.scale, args.checkpoints, require_blind=blind,
                      estimation_crop=args.estimation_crop or None,
-                     estimation_crops=args.estimation_crops) if needs_model else None
+                     estimation_crops=args.estimation_crops,
+                     halve_reversals=args.halve_reversals) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
                       args.iterations, methods, args.workers, not args.final_only, args.jpeg_quality)
     result["seconds"] = round(time.time() - started, 1)
     result["estimation_crop"] = args.estimation_crop or None
     result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
+    result["halve_reversals"] = args.halve_reversals
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))
