@@ -242,6 +242,7 @@ def test_a_region_of_a_large_photo_comes_back_at_native_size(app_url, browser_pa
 def test_a_phone_shows_every_tab_and_run_scrolls_to_the_steps(app_url, browser_page, tmp_path):
     page, requested = browser_page
     page.goto(app_url)
+    page.get_by_role("tab", name="About the model").wait_for()
     tabs = page.get_by_role("tab")
     names = [tabs.nth(i).inner_text() for i in range(tabs.count())]
     assert names == ["Restore", "Degradation lab", "Kernel-mismatch lab", "About the model"]
