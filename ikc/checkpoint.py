@@ -20,7 +20,6 @@ from torch import nn
 from .kernel_code import KernelPCA
 
 
-
 def shipped_folder(name: str) -> Path:
     """A folder that ships beside the code: in a clone (or an editable install) at the repository root; in a
     package installed with pip, under <prefix>/share/ikc-studio (the data-files of pyproject.toml)."""
@@ -56,7 +55,7 @@ def sha256(path: Path) -> str:
 
 def module_tensors(modules: dict[str, nn.Module], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The modules' weights named `name.key` (on the CPU, in `dtype` when given)."""
-    return {f"{name}.{key}": (value.detach().cpu() if dtype is None else value.detach().cpu().to(dtype)).contiguous()
+    return {f"{name}.{key}": value.detach().cpu().to(dtype or value.dtype).contiguous()
             for name, module in modules.items() for key, value in module.state_dict().items()}
 
 

@@ -124,17 +124,21 @@ def picked_centre(height: int, width: int, click: tuple[int, int]) -> tuple[floa
     return (min(1.0, click[0] / max(1, round(width * factor))), min(1.0, click[1] / max(1, round(height * factor))))
 
 
-def restore_input(payload: Any, factor: int, mode: str, centre: tuple[float, float] | None) -> ikc.ImageData:
-    """Restore's LR image: the whole photo downscaled to the pixel limit, or a region of it at native resolution,
-    as large as the limit allows at this scale."""
-    if mode != REGION:
-        return read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
-    photo = ikc.read_image(upload_path(payload), min_size=MIN_LR_SIZE)
+def region_of(photo: ikc.ImageData, factor: int, centre: tuple[float, float] | None) -> ikc.ImageData:
+    """The region of a decoded photo that Restore enlarges at native resolution: as large as the pixel limit
+    allows at this scale, centred at `centre` (fractions of the photo)."""
     height, width = photo.pixels.shape[:2]
     top, left, rows, columns = region_box(height, width, MAX_RESULT_SIDE // factor, centre)
     note = f"a {columns}x{rows} px region at ({left}, {top}) of the {width}x{height} px photo, at native resolution"
     return ikc.ImageData(photo.pixels[top:top + rows, left:left + columns].copy(), photo.notes + [note],
                          photo.jpeg_quality)
+
+
+def restore_input(payload: Any, factor: int, mode: str, centre: tuple[float, float] | None) -> ikc.ImageData:
+    """Restore's LR image: the whole photo downscaled to the pixel limit, or a region of it at native resolution."""
+    if mode != REGION:
+        return read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+    return region_of(ikc.read_image(upload_path(payload), min_size=MIN_LR_SIZE), factor, centre)
 
 
 def notes_line(notes: list[str]) -> str:

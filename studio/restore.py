@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 import ikc
+from ikc.pipeline import MIN_LR_SIZE
 
 from . import models
 from .inputs import (
@@ -17,6 +18,7 @@ from .inputs import (
     picked_centre,
     pixel_digest,
     region_box,
+    region_of,
     region_view,
     restore_input,
     upload_path,
@@ -63,17 +65,20 @@ def build_restore(scales: list[int], examples: list[str], known_widths: dict[str
             return {notice: "", picker: gr.Image(None, visible=False)}
         try:
             factor = checked_scale(scale_value)
-            photo = restore_input(payload, factor, mode_value, centre_value)
+            if mode_value == REGION:  # the photo is decoded once, for the region and for the picker
+                whole = ikc.read_image(upload_path(payload), min_size=MIN_LR_SIZE)
+                photo = region_of(whole, factor, centre_value)
+            else:
+                whole, photo = None, restore_input(payload, factor, mode_value, centre_value)
         except (ikc.ImageError, ValueError) as error:
             return {notice: f"**This input cannot be used:** {error}", picker: gr.Image(None, visible=False)}
         height, width = photo.pixels.shape[:2]
         text = f"{width}x{height} px, result {width * factor}x{height * factor} px. {notes_line(photo.notes)}"
-        if mode_value != REGION:
+        if whole is None:
             return {notice: text, picker: gr.Image(None, visible=False)}
-        whole = ikc.read_image(upload_path(payload)).pixels
-        box = region_box(*whole.shape[:2], MAX_RESULT_SIDE // factor, centre_value)
+        box = region_box(*whole.pixels.shape[:2], MAX_RESULT_SIDE // factor, centre_value)
         return {notice: text + " Click the picture to move the region.", picker: gr.Image(
-            region_view(whole, box), visible=True)}
+            region_view(whole.pixels, box), visible=True)}
 
     def move_region(payload: Any, event: gr.SelectData) -> tuple[float, float]:
         """A click on the picker: the region's new centre, as fractions of the photo's width and height."""

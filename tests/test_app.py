@@ -229,12 +229,7 @@ def test_the_lab_renders_every_step_for_its_scores_plot(counted_model, tmp_path)
 
 def test_scrubbing_stops_play_and_a_tick_on_its_way_keeps_the_users_step(counted_model, tmp_path):
     model, _ = counted_model
-    viewer, state, progress = viewer_parts(with_truth=True)
-    hr = photo("astronaut")[128:384, 128:384]
-    run = session.RunResult(ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4), 4, 3,
-                        session.Truth(hr, ikc.gaussian_kernel(2.0), 2.0, 0.0, ""))
-    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
-                            stop=session.StopSignal()))
+    viewer, run = finished_lab_run(model, 3, tmp_path)
     started = viewer.play_from(run, 3)  # from the last step: Play starts over
     assert started[viewer.timer].active and run.shown == 0 and run.playing
     assert viewer.tick(run, 0)[viewer.slider].value == 1 and run.shown == 1
@@ -249,6 +244,16 @@ def lab_run(iterations: int) -> session.RunResult:
     hr = photo("astronaut")[128:384, 128:384]
     kernel = ikc.gaussian_kernel(2.0)
     return session.RunResult(ikc.degrade_image(hr, kernel, 4), 4, iterations, session.Truth(hr, kernel, 2.0, 0.0, ""))
+
+
+def finished_lab_run(model: ikc.IKC, iterations: int, folder, start_width: float | None = None) -> tuple:
+    """A lab run streamed to its end (every step rendered) in a fresh viewer: (viewer, run)."""
+    viewer, state, progress = viewer_parts(with_truth=True)
+    run = lab_run(iterations)
+    run.start_width = start_width
+    list(viewing.stream_run(viewer, state, progress, model, run, folder, "lab", [], fill_in=True,
+                            stop=session.StopSignal()))
+    return viewer, run
 
 
 def test_stop_ends_a_run_after_its_step_and_keeps_the_steps_so_far(counted_model, tmp_path):
@@ -276,10 +281,7 @@ def test_stop_ends_a_run_after_its_step_and_keeps_the_steps_so_far(counted_model
 
 def test_a_lab_run_whose_settings_changed_is_marked_and_keeps_the_new_true_kernel(counted_model, tmp_path):
     model, _ = counted_model
-    viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(2)
-    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
-                            stop=session.StopSignal()))
+    viewer, run = finished_lab_run(model, 2, tmp_path)
     assert viewer.true_kernel in viewer.show(run, 1) and "changed" not in viewing.step_caption(run, 1)
     run.stale = True  # a slider moved after the run
     shown = viewer.show(run, 1)
@@ -320,11 +322,7 @@ def test_export_renders_the_missing_steps_and_writes_animation_curves_and_number
 
 def test_a_lab_run_can_start_from_a_chosen_width(counted_model, tmp_path):
     model, _ = counted_model
-    viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(2)
-    run.start_width = inputs.checked_start(0.5)
-    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
-                            stop=session.StopSignal()))
+    viewer, run = finished_lab_run(model, 2, tmp_path, start_width=inputs.checked_start(0.5))
     assert run.steps[0].kernel_width == pytest.approx(0.5, abs=0.05)
     assert "(the start you chose)" in viewing.step_caption(run, 0)
     assert inputs.checked_start(0) is None and inputs.checked_start("") is None
@@ -370,10 +368,7 @@ def test_a_region_of_a_large_photo_is_enlarged_at_native_resolution(tmp_path, mo
 
 def test_the_lab_side_by_side_scores_four_results_and_zooms_on_the_most_textured_patch(counted_model, tmp_path):
     model, _ = counted_model
-    viewer, state, progress = viewer_parts(with_truth=True)
-    run = lab_run(2)
-    list(viewing.stream_run(viewer, state, progress, model, run, tmp_path, "lab", [], fill_in=True,
-                            stop=session.StopSignal()))
+    viewer, run = finished_lab_run(model, 2, tmp_path)
     items = lab.side_by_side(model, run)
     assert [caption.split(":")[0] for _, caption in items[:4]] == [
         "bicubic", "SFTMD told the true kernel", "Predictor only (step 0)", "IKC, step 2"]

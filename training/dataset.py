@@ -13,7 +13,6 @@ from ikc.imageio import IMAGE_SUFFIXES, load_image
 from ikc.kernel_code import KernelPCA, encode
 
 
-
 @dataclass(frozen=True)
 class DegradationRange:
     """Where training kernels and noise are drawn from."""
