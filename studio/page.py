@@ -9,6 +9,7 @@ import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
 
 from .api import build_api
+from .cache import use_atomic_image_cache
 from .lab import build_lab
 from .mismatch import build_mismatch
 from .models import checkpoint_status, example_files, load_models, model_summary
@@ -80,6 +81,7 @@ CSS = """
 def build_app() -> gr.Blocks:
     """The whole page: status, four tabs with their explanations, and the API endpoints (loads the models)."""
     ikc.use_available_cpus()
+    use_atomic_image_cache()
     scales, problems = load_models(ikc.available_scales(CHECKPOINT_DIR))
     for scale, problem in problems.items():
         print(f"IKC Studio: x{scale} cannot run: {problem}", file=sys.stderr)

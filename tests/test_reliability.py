@@ -31,6 +31,7 @@ from ikc.checkpoint import MANIFEST, write_manifest
 from ikc.cli import main
 from ikc.imageio import ORIENTATION
 from ikc.pipeline import MIN_LR_SIZE
+from studio import cache
 from studio.session import RunResult
 
 from .conftest import REPO, AppServer, connect, photo, running_app
@@ -377,6 +378,17 @@ def test_eight_clients_at_once_all_complete(app_server, lr_file, tmp_path):
           f"RSS {before:.0f} -> {after:.0f} MB")
     assert outcomes == ["ok"] * CLIENTS
     assert after - before < 100
+
+
+def test_a_cached_image_is_never_rewritten_while_another_session_may_be_reading_it(tmp_path):
+    picture = Image.fromarray(np.full((16, 16, 3), 90, np.uint8))
+    first = cache.save_pil_to_cache(picture, str(tmp_path), format="png")
+    Path(first).write_bytes(b"being read")  # stands for a file another session's download holds open
+    second = cache.save_pil_to_cache(picture, str(tmp_path), format="png")
+    assert second == first and Path(first).read_bytes() == b"being read"
+    other = cache.save_pil_to_cache(Image.fromarray(np.zeros((16, 16, 3), np.uint8)), str(tmp_path), format="png")
+    assert other != first and np.asarray(Image.open(other)).max() == 0
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no staging file left behind
 
 
 def test_fifty_restores_in_a_row_keep_memory_flat(app_server, client, lr_file):

@@ -247,6 +247,39 @@ def test_texture_pick_keeps_the_most_textured_crops(photo_dir):
     assert energy[1] > 1.2 * energy[0]
 
 
+def test_an_overestimated_width_costs_the_set_weight_and_an_underestimate_as_before():
+    pca = ikc.fit_pca(count=2000)
+    codes = torch.from_numpy(encode(pca, np.stack([ikc.gaussian_kernel(w) for w in (2.0, 1.6, 2.4)]), np.zeros(3)))
+    true, narrow, wide = codes[:1], codes[1:2], codes[2:]
+    plain, charged = (train_ikc.code_loss(pca, 1.0, 0.0, overestimate_weight=w) for w in (1.0, 3.0))
+    spread_only = train_ikc.code_loss(pca, 1.0, 0.0)(wide, true) - torch.nn.functional.mse_loss(wide, true)
+    assert charged(narrow, true) == pytest.approx(plain(narrow, true).item())
+    assert charged(wide, true).item() == pytest.approx(plain(wide, true).item() + 2 * spread_only.item(), rel=1e-5)
+    assert spread_only > 0.01
+
+
+def test_jpeg_patches_are_drawn_only_when_asked_for(photo_dir):
+    pca = ikc.fit_pca(count=2000)
+    paths = list_images(photo_dir)
+    before, without, compressed = (PatchSampler(paths, pca, 4, 16, DegradationRange(clean_fraction=1.0, **extra),
+                                                seed=5).sample(4)
+                                   for extra in ({}, {"jpeg_fraction": 0.0}, {"jpeg_fraction": 1.0, "jpeg_min": 30,
+                                                                             "jpeg_max": 30}))
+    assert torch.equal(before.lr, without.lr)  # runs without JPEG draw exactly as they did
+    assert torch.equal(before.hr, compressed.hr) and torch.equal(before.code, compressed.code)
+    again = ikc.degrade(compressed.hr, torch.from_numpy(np.stack([ikc.gaussian_kernel(float(s))
+                                                                  for s in compressed.sigma])), 4, jpeg_quality=30)
+    assert torch.equal(compressed.lr, again) and not torch.equal(compressed.lr, before.lr)
+
+
+def test_a_jpeg_run_also_validates_on_compressed_crops(photo_dir):
+    plain = common.validation_set(photo_dir, TrainConfig(**TINY), crop=48)
+    both = common.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=50), crop=48)
+    assert len(both) == 2 * len(plain)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(plain, both[::2]))
+    assert all(not torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(both[::2], both[1::2]))
+
+
 def test_set_overrides_config_values_and_refuses_unknown_keys(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("batch_size: 4\namp: false\n")

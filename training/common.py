@@ -47,6 +47,7 @@ class TrainConfig:
     correction_steps: int = 3
     predictor_steps: int = 1
     spread_weight: float = 0.0
+    overestimate_weight: float = 1.0  # a too-wide width costs this many times a too-narrow one in the spread term
     perturbed_width_std: float = 0.0
     uniform_start_fraction: float = 0.0
     predictor_start_fraction: float = 0.5
@@ -59,6 +60,10 @@ class TrainConfig:
     sigma_max: float = 4.0
     noise_max: float = 25.0
     clean_fraction: float = 0.5
+    jpeg_fraction: float = 0.0  # share of LR patches saved as JPEG, at a quality drawn from [jpeg_min, jpeg_max]
+    jpeg_min: int = 30
+    jpeg_max: int = 95
+    validation_jpeg: int | None = None  # also validate on the held-out LR crops saved as JPEG at this quality
     pca_seed: int = 0
     seed: int = 0
     holdout_images: int = 4
@@ -88,7 +93,8 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def degradations(self) -> DegradationRange:
-        return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction)
+        return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction,
+                                self.jpeg_fraction, self.jpeg_min, self.jpeg_max)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -337,7 +343,8 @@ def training_loop(step: int, limit: int, config: TrainConfig, minutes: float | N
 
 def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[tuple[torch.Tensor, torch.Tensor,
                                                                                        torch.Tensor]]:
-    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths."""
+    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths, each also
+    saved as JPEG at `validation_jpeg` when the run trains on JPEG."""
     _, held = split_holdout(list_images(data_dir), config.holdout_images)
     triples = []
     for path in held:
@@ -346,7 +353,8 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
         hr = torch.from_numpy(np.ascontiguousarray(hr_pixels)).permute(2, 0, 1)[None].float() / 255
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)
-            triples.append((degrade(hr, torch.from_numpy(kernel), config.scale), hr, kernel))
+            for quality in dict.fromkeys([None, config.validation_jpeg]):
+                triples.append((degrade(hr, torch.from_numpy(kernel), config.scale, jpeg_quality=quality), hr, kernel))
     return triples
 
 

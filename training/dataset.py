@@ -21,6 +21,9 @@ class DegradationRange:
     sigma_max: float = 4.0
     noise_max: float = 25.0
     clean_fraction: float = 0.5
+    jpeg_fraction: float = 0.0  # share of LR images saved as JPEG (the last step of the degradation)
+    jpeg_min: int = 30
+    jpeg_max: int = 95
 
 
 @dataclass
@@ -91,6 +94,12 @@ class PatchSampler:
         noise = np.where(self.rng.random(batch_size) < d.clean_fraction, 0.0,
                          self.rng.uniform(0, d.noise_max, batch_size))
         kernels = np.stack([gaussian_kernel(s) for s in sigma])
-        lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator)
+        qualities = [None] * batch_size  # drawn only when asked for, so runs without JPEG draw as before
+        if d.jpeg_fraction > 0:
+            qualities = [int(q) if compressed else None for q, compressed in
+                         zip(self.rng.integers(d.jpeg_min, d.jpeg_max, batch_size, endpoint=True),
+                             self.rng.random(batch_size) < d.jpeg_fraction)]
+        lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator,
+                     qualities)
         code = torch.from_numpy(encode(self.pca, kernels, noise)).to(self.device)
         return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float())

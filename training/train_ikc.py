@@ -49,14 +49,15 @@ PERTURBATION = 0.5  # std of the random offsets added to true codes (codes have 
 SPREAD_UNIT = 4.0  # kernel spread (sigma^2) is compared in units of 4 px^2 in the loss
 
 
-def code_loss(pca: KernelPCA, weight: float, noise_weight: float,
-              device: str | torch.device = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """MSE on the code, plus `weight` x MSE on the kernel's spread (sigma^2, linear in the code), plus
-    `noise_weight` x MSE on the noise entry.
+def code_loss(pca: KernelPCA, weight: float, noise_weight: float, device: str | torch.device = "cpu",
+              overestimate_weight: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """MSE on the code, plus `weight` x MSE on the kernel's spread (sigma^2, linear in the code; a too-wide
+    spread charged `overestimate_weight` times), plus `noise_weight` x MSE on the noise entry.
 
     Plain code MSE is dominated by the PCA entries of very narrow kernels, which an x4 LR image cannot tell
     apart; the spread term points the gradient at the width, which it can. The noise entry is one of 11 in
     the MSE, yet a wrong noise level makes SFTMD smooth a clean image (measured: IKC drifted to noise 5).
+    Too wide a kernel makes SFTMD ring and costs far more PSNR than too narrow a one (measured at x4).
     """
     offset, weights = spread_projection(pca)
     weights = torch.from_numpy(weights).float().to(device) / SPREAD_UNIT
@@ -64,7 +65,8 @@ def code_loss(pca: KernelPCA, weight: float, noise_weight: float,
     def loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
         spread_error = (predicted[:, :PCA_COMPONENTS] - true[:, :PCA_COMPONENTS]) @ weights
         noise_error = predicted[:, PCA_COMPONENTS] - true[:, PCA_COMPONENTS]
-        return (F.mse_loss(predicted, true) + weight * (spread_error ** 2).mean()
+        spread_cost = spread_error ** 2 * torch.where(spread_error > 0, overestimate_weight, 1.0)
+        return (F.mse_loss(predicted, true) + weight * spread_cost.mean()
                 + noise_weight * (noise_error ** 2).mean())
 
     return loss
@@ -176,7 +178,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     last = {"error": float("nan"), "best": math.inf}
     carried: list[Trajectories] = []  # the last batch's trajectories, when replaying
     replayed = round(config.batch_size * config.replay_fraction)
-    criterion = code_loss(pca, config.spread_weight, config.noise_weight, device)
+    criterion = code_loss(pca, config.spread_weight, config.noise_weight, device, config.overestimate_weight)
     rate = rate_schedule(config, step, minutes if anneal else None)
 
     def predictor_step() -> None:
