@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
+SERVED = {"app_server", "client", "app_url", "browser_page"}  # fixtures that start the app or a browser
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that needs a running app or a browser, beside those marked by hand, so that
+    `pytest -m "not slow"` is the everyday tier."""
+    for item in items:
+        if SERVED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def photo(name: str = "astronaut") -> np.ndarray:
     """An RGB uint8 photo that ships with scikit-image (no network)."""
     return getattr(skdata, name)()
@@ -58,9 +69,9 @@ def lr_file(tmp_path_factory) -> Path:
     return ikc.save_png(ikc.degrade_image(photo("astronaut")[128:384, 128:384], ikc.gaussian_kernel(2.0), 4), path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_server(tiny_checkpoints, tmp_path_factory) -> Iterator[AppServer]:
-    """app.py serving the tiny checkpoints, one server per test module."""
+    """app.py serving the tiny checkpoints, one server for the test session (variants start their own)."""
     with running_app(tiny_checkpoints, tmp_path_factory.mktemp("app")) as server:
         yield server
 

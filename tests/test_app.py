@@ -96,6 +96,7 @@ def test_large_input_is_downscaled_with_a_notice(client, tmp_path):
     assert height * width <= 768 * 768 and info["lr_size"] == [width // 4, height // 4]
 
 
+@pytest.mark.slow
 def test_the_page_serves_and_explains_when_there_are_no_checkpoints(tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -182,6 +183,7 @@ def viewer_parts(with_truth: bool) -> tuple:
         return viewing.build_viewer("test", with_truth), gr.State(), gr.Markdown()
 
 
+@pytest.mark.slow
 def test_restore_renders_the_first_and_final_step_then_each_step_looked_at_once(counted_model, lr_file, tmp_path):
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=False)
@@ -300,6 +302,7 @@ def test_the_model_summary_reads_the_measured_numbers_beside_the_papers(tmp_path
     assert "Spatial Feature Transform for Multiple Degradations" in text
 
 
+@pytest.mark.slow
 def test_export_renders_the_missing_steps_and_writes_animation_curves_and_numbers(counted_model, tmp_path):
     model, codes = counted_model
     viewer, state, progress = viewer_parts(with_truth=True)
@@ -350,6 +353,7 @@ def test_the_mismatch_curve_draws_ikcs_path_from_its_start():
                                            figures.mismatch_figure(rows, 2.0, 24.0, []).axes[0].get_lines()]
 
 
+@pytest.mark.slow
 def test_a_region_of_a_large_photo_is_enlarged_at_native_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     large = np.asarray(Image.fromarray(photo("astronaut")).resize((2000, 1500)))

@@ -1,9 +1,12 @@
 """The speed benchmark runs its three cases end to end and reports them as a table (no timing asserted)."""
 import json
 
+import pytest
+
 from training import benchmark
 
 
+@pytest.mark.slow
 def test_benchmark_times_every_case_and_prints_the_table(tiny_checkpoints, tmp_path, capsys):
     out = tmp_path / "speed.json"
     benchmark.main(["--sizes", "16,24", "--iterations", "2", "--repeats", "1", "--checkpoints",
@@ -11,7 +14,9 @@ def test_benchmark_times_every_case_and_prints_the_table(tiny_checkpoints, tmp_p
     results = json.loads(out.read_text())
     assert sorted((r["size"], r["case"]) for r in results) == sorted(
         (size, case) for size in (16, 24) for case in benchmark.CASES)
-    assert all(r["seconds"] > 0 and r["peak_mib"] > 0 for r in results)
+    # each case in its own process: its peak holds torch and one model (hundreds of MiB, not the KiB that
+    # ru_maxrss counts in, nor the GiB of a leak), and its time is a finite measurement
+    assert all(100 < r["peak_mib"] < 4000 and 0 < r["seconds"] < 600 for r in results)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| 16x16", "| 24x24"))]
     assert len(rows) == 2 and all(row.count("|") == 8 for row in rows)
 

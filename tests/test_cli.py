@@ -60,6 +60,7 @@ def test_missing_checkpoint_and_missing_input_are_one_line_errors(inputs, tmp_pa
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_help_explains_the_contract():
     result = subprocess.run([sys.executable, "-m", "ikc", "--help"], capture_output=True, text=True, cwd=REPO,
                             env={**os.environ}, timeout=120)

@@ -17,6 +17,7 @@ def test_parse_starts_accepts_the_predictor_and_widths_and_names_a_bad_item():
             convergence.parse_starts(bad)
 
 
+@pytest.mark.slow
 def test_errors_per_step_start_at_the_start_width(tiny_checkpoints):
     model = ikc.load(4, tiny_checkpoints)
     cases = convergence.make_cases([("coffee", photo("coffee")[:130, :150])], 4, [1.8, 3.2], crop=96)
@@ -31,6 +32,7 @@ def test_errors_per_step_start_at_the_start_width(tiny_checkpoints):
     assert widths_only["1.0"]["error"] == results["1.0"]["error"] and "psnr" not in widths_only["1.0"]
 
 
+@pytest.mark.slow
 def test_command_line_writes_json_and_plot(tiny_checkpoints, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -444,6 +444,7 @@ def test_session_results_are_kept_losslessly_in_under_half_the_memory():
           f"{len(run.images[0]) // 1024} KiB kept")
 
 
+@pytest.mark.slow
 def test_closing_the_browser_mid_run_stops_the_run(tiny_checkpoints, lr_file, tmp_path):
     hook, log = tmp_path / "hook", tmp_path / "steps.log"
     hook.mkdir()
@@ -469,6 +470,7 @@ def test_closing_the_browser_mid_run_stops_the_run(tiny_checkpoints, lr_file, tm
     assert len(info["steps"]) == 3
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_said_clearly_and_no_job_is_lost(tiny_checkpoints, tmp_path, lr_file):
     with running_app(tiny_checkpoints, tmp_path / "app", IKC_QUEUE_SIZE="1") as server:
         outcomes = burst(server.url, lr_file, 15, tmp_path / "downloads")
@@ -545,6 +547,7 @@ def test_weights_load_without_pickle(tiny_checkpoints, monkeypatch):
     assert ikc.load(4, tiny_checkpoints).blind
 
 
+@pytest.mark.slow
 def test_app_starts_with_a_tampered_checkpoint_and_says_so(tiny_checkpoints, lr_file, tmp_path):
     folder = damaged(tiny_checkpoints, tmp_path / "checkpoints", "tampered")
     with running_app(folder, tmp_path / "app") as server:

@@ -22,6 +22,7 @@ def test_shipped_files_are_small_listed_and_described(scale):
 
 
 @pytest.mark.parametrize("scale", SHIPPED)
+@pytest.mark.slow
 def test_ikc_restores_a_blurred_photo_better_than_bicubic(scale):
     model = ikc.load(scale, require_blind=False)
     hr = ikc.modcrop(photo("astronaut")[100:292, 140:332], scale)
@@ -36,6 +37,7 @@ def test_ikc_restores_a_blurred_photo_better_than_bicubic(scale):
 
 
 @pytest.mark.parametrize("scale", SHIPPED)
+@pytest.mark.slow
 def test_tiled_output_equals_untiled_output_with_real_weights(scale):
     lr = ikc.degrade_image(ikc.modcrop(photo("coffee")[:288, :288], scale), ikc.gaussian_kernel(1.5), scale)
     code = np.zeros(ikc.CODE_LENGTH, np.float32)
@@ -50,6 +52,7 @@ IGNORES_ITS_IMAGE = pytest.mark.xfail(strict=True, reason="known defect (trainin
 
 
 @pytest.mark.parametrize("scale", [pytest.param(s, marks=IGNORES_ITS_IMAGE) if s == 4 else s for s in SHIPPED])
+@pytest.mark.slow
 def test_the_corrector_reads_its_sr_image(scale):
     """Told the same kernel, the Corrector must propose a wider one for a photo that was blurred more:
     a Corrector that ignores its SR image gives both the same update."""

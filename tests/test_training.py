@@ -77,6 +77,7 @@ def test_pack_photos_writes_jpeg_crops_and_a_marked_manifest(photo_dir, tmp_path
     assert entry["source"] == "test" and "JPEG quality 90" in entry["packed"]
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_step(photo_dir, tmp_path):
     config = TrainConfig(**TINY)
     train_sftmd.train(config, photo_dir, tmp_path / "run", None, 2, 1)
@@ -89,6 +90,7 @@ def test_resume_continues_from_the_saved_step(photo_dir, tmp_path):
     assert "resumed from step 2" in (tmp_path / "run" / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_torchrun_trains_two_cpu_processes(photo_dir, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text("\n".join(f"{k}: {v}" for k, v in TINY.items()) + "\n")
@@ -102,6 +104,7 @@ def test_torchrun_trains_two_cpu_processes(photo_dir, tmp_path):
     assert "world 2" in log and "stopped at step 3" in log
 
 
+@pytest.mark.slow
 def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
     out = tmp_path / "result.json"
     evaluate.main(["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8,3.2", "--iterations", "2",
@@ -115,6 +118,7 @@ def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
     assert result["ikc_per_iteration"][0] == pytest.approx(result["methods"]["p_sftmd"]["psnr_y"])
 
 
+@pytest.mark.slow
 def test_evaluate_with_two_workers_or_final_only_gives_the_same_result(tiny_checkpoints, photo_dir, tmp_path):
     common = ["--hr-dir", str(photo_dir), "--scale", "4", "--sigmas", "1.8,3.2", "--iterations", "1",
               "--noise", "10", "--checkpoints", str(tiny_checkpoints)]
@@ -145,6 +149,7 @@ def test_gaussian8_defaults():
     assert evaluate.parse_sigmas("1.0, 2.0", 2) == [1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_state_before_exiting(photo_dir, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text("\n".join(f"{k}: {v}" for k, v in TINY.items()) + "\n")
@@ -295,6 +300,7 @@ def test_set_overrides_config_values_and_refuses_unknown_keys(tmp_path):
         parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch_size"])
 
 
+@pytest.mark.slow
 def test_bf16_training_with_a_moving_average_saves_both_and_export_takes_the_better(photo_dir, tmp_path):
     config = TrainConfig(**{**TINY, "amp": True, "ema_decay": 0.5, "log_every": 3})
     train_sftmd.train(config, photo_dir, tmp_path / "run", None, 4, 1)
@@ -334,6 +340,7 @@ def test_throughput_probe_measures_each_setting_and_writes_the_choice(tiny_check
         throughput.Setting.parse("64x64")
 
 
+@pytest.mark.slow
 def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_dir, tmp_path):
     """A dry run of training/lent_gpu.sh with tiny networks and seconds: both calls leave candidates and logs."""
     checkout = tmp_path / "checkout"
