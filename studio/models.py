@@ -17,7 +17,7 @@ from .settings import EXAMPLE_PHOTOS, EXAMPLE_SCALE, EXAMPLE_WIDTH, EXAMPLES_DIR
 
 
 def model_summary(results: Path, scales: list[int]) -> str:
-    """What the model is, with its Gaussian8 PSNR-Y / SSIM-Y on Set5 and Set14 (measured by training.evaluate,
+    """What the model is, with its Gaussian8 PSNR-Y / SSIM-Y on Set5 and Set14 (measured by evaluation.evaluate,
     read from `results`) beside the paper's; a scale without measured numbers is left out."""
     published = json.loads((results / "published.json").read_text())
     rows = []

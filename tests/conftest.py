@@ -10,9 +10,9 @@ from PIL import Image
 from skimage import data as skdata
 
 import ikc
+from evaluation.serve import AppServer, running_app
 from training import export, train_ikc, train_sftmd
-from training.common import TrainConfig
-from training.serve import AppServer, running_app  # noqa: F401 (fixtures and tests use them)
+from training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

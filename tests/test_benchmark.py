@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from training import benchmark
+from evaluation import benchmark
 
 
 @pytest.mark.slow

@@ -1,11 +1,11 @@
-"""The convergence tool: per-step width error and PSNR-Y from several starts (training.convergence)."""
+"""The convergence tool: per-step width error and PSNR-Y from several starts (evaluation.convergence)."""
 import json
 
 import pytest
 from PIL import Image
 
 import ikc
-from training import convergence
+from evaluation import convergence
 
 from .conftest import photo
 

@@ -37,7 +37,7 @@ def test_tiny_images_still_get_an_estimate():
 
 
 def test_noise_level_tool_compares_the_predictor_with_the_image_estimate(tiny_checkpoints):
-    from training.noise_level import noise_errors
+    from evaluation.noise_level import noise_errors
     predictor, loop = (ikc.load(4, tiny_checkpoints, noise_from_image=flag) for flag in (False, True))
     errors = noise_errors(predictor, loop, [ikc.modcrop(photo("coffee"), 4)], 4, 2.0, [0.0, 10.0])
     assert set(errors) == {"predictor", "image", "loop"} and set(errors["image"]) == {0.0, 10.0}

@@ -4,7 +4,7 @@ import pytest
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR, MANIFEST, read_file
-from training.evaluate import GAUSSIAN8
+from evaluation.evaluate import GAUSSIAN8
 
 from .conftest import photo
 

@@ -11,10 +11,14 @@ import pytest
 import torch
 
 import ikc
+from evaluation import evaluate, tune_crops
 from ikc.kernel_code import decode_kernel, encode, estimate_width
-from training import common, dataset, evaluate, export, pack_photos, train_ikc, train_sftmd, tune_crops
-from training.common import TrainConfig, learning_rate, rate_schedule, read_state
+from training import config as run_config
+from training import dataset, export, loop, pack_photos, state, train_ikc, train_sftmd, validation
+from training.config import TrainConfig
 from training.dataset import DegradationRange, PatchSampler, list_images, split_holdout
+from training.loop import learning_rate, rate_schedule
+from training.state import read_state
 from training.train_ikc import Trajectories, perturbed_codes
 
 from .conftest import REPO
@@ -53,7 +57,7 @@ def test_learning_rate_warms_up_then_decays():
 def test_anneal_schedule_warms_up_by_step_then_follows_the_clock(monkeypatch):
     config = TrainConfig(learning_rate=1e-3, min_learning_rate=1e-6, warmup_steps=10, total_steps=110)
     clock = [1000.0]
-    monkeypatch.setattr(common.time, "time", lambda: clock[0])
+    monkeypatch.setattr(loop.time, "time", lambda: clock[0])
     rate = rate_schedule(config, start_step=500, anneal_minutes=2)
     assert rate(500) == pytest.approx(1e-4) and rate(509) == pytest.approx(1e-3)  # warm-up from the resumed step
     clock[0] += 60  # half the budget, whatever the step
@@ -278,8 +282,8 @@ def test_jpeg_patches_are_drawn_only_when_asked_for(photo_dir):
 
 
 def test_a_jpeg_run_also_validates_on_compressed_crops(photo_dir):
-    plain = common.validation_set(photo_dir, TrainConfig(**TINY), crop=48)
-    both = common.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=50), crop=48)
+    plain = validation.validation_set(photo_dir, TrainConfig(**TINY), crop=48)
+    both = validation.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=50), crop=48)
     assert len(both) == 2 * len(plain)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(plain, both[::2]))
     assert all(not torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(both[::2], both[1::2]))
@@ -289,15 +293,33 @@ def test_set_overrides_config_values_and_refuses_unknown_keys(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("batch_size: 4\namp: false\n")
     parser = __import__("argparse").ArgumentParser()
-    common.add_run_arguments(parser)
+    run_config.add_run_arguments(parser)
     args = parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch_size=64", "--set",
                               "amp=true", "--set", "ema_decay=0.999"])
-    loaded = common.load_config(args)
+    loaded = run_config.load_config(args)
     assert (loaded.batch_size, loaded.amp, loaded.ema_decay) == (64, True, 0.999)
+    rate = run_config.load_config(parser.parse_args(["--config", str(config), "--run-dir", "r", "--set",
+                                                     "learning_rate=1e-4"])).learning_rate
+    assert rate == 1e-4 and isinstance(rate, float)  # YAML alone would read "1e-4" as a string
+    with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
+        run_config.load_config(parser.parse_args(["--config", str(config), "--run-dir", "r", "--set",
+                                                  "learning_rate=fast"]))
     with pytest.raises(ValueError, match="unknown config keys \\['batch'\\]"):
-        common.load_config(parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch=1"]))
+        run_config.load_config(parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch=1"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["--config", str(config), "--run-dir", "r", "--set", "batch_size"])
+
+
+def test_a_variant_config_overrides_its_base_and_every_shipped_config_loads(tmp_path):
+    (tmp_path / "base.yaml").write_text("scale: 2\nbatch_size: 4\nlearning_rate: 1.0e-3\n")
+    (tmp_path / "fast.yaml").write_text("base: base.yaml\nbatch_size: 32\n")
+    loaded = TrainConfig.from_yaml(tmp_path / "fast.yaml", learning_rate=5e-4)
+    assert (loaded.scale, loaded.batch_size, loaded.learning_rate) == (2, 32, 5e-4)
+    (tmp_path / "bad.yaml").write_text("base: fast.yaml\nbatch: 1\n")
+    with pytest.raises(ValueError, match="unknown config keys \\['batch'\\]"):
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")
+    for path in (REPO / "training" / "configs").glob("*.yaml"):
+        assert TrainConfig.from_yaml(path).scale in (2, 3, 4)
 
 
 @pytest.mark.slow
@@ -307,11 +329,11 @@ def test_bf16_training_with_a_moving_average_saves_both_and_export_takes_the_bet
     tensors, meta = read_state(tmp_path / "run" / "state.safetensors")
     assert meta["step"] == 4 and np.isfinite(meta["ema_psnr"]) and np.isfinite(meta["last_psnr"])
     assert not torch.equal(tensors["ema.head.0.weight"], tensors["sftmd.head.0.weight"])
-    assert common.sftmd_weights({"ema_psnr": 25.0, "last_psnr": 24.0}) == "ema"
-    assert common.sftmd_weights({"ema_psnr": float("nan"), "last_psnr": 24.0}) == "sftmd"
+    assert state.sftmd_weights({"ema_psnr": 25.0, "last_psnr": 24.0}) == "ema"
+    assert state.sftmd_weights({"ema_psnr": float("nan"), "last_psnr": 24.0}) == "sftmd"
     out = tmp_path / "out"
     export.export(4, tmp_path / "run", None, out, photo_dir)
-    weights = common.sftmd_weights(meta)
+    weights = state.sftmd_weights(meta)
     shipped, metadata = ikc.checkpoint.read_file(out / "sftmd_x4.safetensors")
     assert metadata["weights"] == weights
     assert torch.equal(shipped["sftmd.head.0.weight"].float(), tensors[f"{weights}.head.0.weight"])
@@ -345,7 +367,7 @@ def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_
     """A dry run of training/lent_gpu.sh with tiny networks and seconds: both calls leave candidates and logs."""
     checkout = tmp_path / "checkout"
     checkout.mkdir()
-    for name in ("ikc", "training"):
+    for name in ("ikc", "training", "evaluation"):
         (checkout / name).symlink_to(REPO / name)
     (checkout / "checkpoints").symlink_to(tiny_checkpoints)
     bench = tmp_path / "bench" / "Set5"

@@ -18,10 +18,18 @@ import numpy as np
 import torch
 
 from ikc.archs import Corrector, EstimatorConfig, Predictor
-from ikc.checkpoint import CHECKPOINT_DIR, estimators_path, read_file, read_pca, save_modules, sftmd_path, write_manifest
+from ikc.checkpoint import (
+    CHECKPOINT_DIR,
+    estimators_path,
+    read_file,
+    read_pca,
+    save_modules,
+    sftmd_path,
+    write_manifest,
+)
 
-from .common import TrainConfig, load_state, read_state, sftmd_weights
-from .train_sftmd import build_sftmd
+from .config import TrainConfig, build_sftmd
+from .state import load_state, read_state, sftmd_weights
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
 

@@ -53,7 +53,7 @@ elif [ "$PHASE" = corrector ]; then
     python3 -m training.export --scale "$s" --sftmd-run "$sftmd" --ikc-run "$ikc" --out "$OUT/cand" --data "$DATA" \
       >>"$RUNS/export.out" 2>&1
     if [ -d "$BENCH/Set5" ]; then
-      python3 -m training.evaluate --hr-dir "$BENCH/Set5" --scale "$s" --checkpoints "$OUT/cand" --final-only \
+      python3 -m evaluation.evaluate --hr-dir "$BENCH/Set5" --scale "$s" --checkpoints "$OUT/cand" --final-only \
         --workers 4 --json "$OUT/set5_x$s.json" >>"$RUNS/evaluate.out" 2>&1
     fi
   done

@@ -41,10 +41,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
+from tqdm import tqdm
 
 from ikc.imageio import IMAGE_SUFFIXES, to_rgb8
-
-from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"

@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from ikc.checkpoint import CHECKPOINT_DIR, sftmd_path
 from ikc.kernel_code import fit_pca
 
-from .common import TrainConfig, prepare_device, start_from_checkpoint
+from .config import CL, TrainConfig, build_sftmd
 from .dataset import PatchSampler, list_images, split_holdout
-from .train_sftmd import CL, build_sftmd, sftmd_step
+from .loop import prepare_device
+from .state import start_from_checkpoint
+from .train_sftmd import sftmd_step
 
 DEFAULT_SETTINGS = {"cuda": "b32p48,b32p48+amp,b64p64+amp,b128p64+amp,b64p64+amp+compile", "cpu": "b8p32,b8p32+nchw"}
 WARMUP_STEPS = 3

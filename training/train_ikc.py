@@ -15,33 +15,32 @@ app runs 7 steps; a batch unrolls `correction_steps`) at no extra cost per step.
 With `train_predictor: false` only the Corrector learns; with `amp` the frozen SFTMD's passes run under bf16
 autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a
 shipped checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
-on held-out photos (training.convergence); the state that converges best is kept as best.safetensors.
+on held-out photos (evaluation.convergence); the state that converges best is kept as best.safetensors.
 """
 from __future__ import annotations
 
 import argparse
 import math
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
 from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
 from ikc.pipeline import IKC, load_sftmd
 
-from .common import (RunLog, TrainConfig, add_run_arguments, autocast, load_config, load_state, prepare_device,
-                     rate_schedule, read_state, save_state, setup_distributed, sftmd_weights,
-                     start_from_checkpoint, training_loop)
-from .convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
+from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
-from .train_sftmd import CL, build_sftmd
+from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
+from .state import load_state, read_state, save_state, sftmd_weights, start_from_checkpoint
 
 VALIDATION_CROP = 192  # HR px of each held-out photo's centre
 VALIDATION_STEPS = 7  # corrections in validation: what the app and the CLI run by default

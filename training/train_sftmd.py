@@ -16,21 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ikc.archs import SFTMD, SFTMDConfig
+from ikc.archs import SFTMD
 from ikc.checkpoint import prefixed
 from ikc.kernel_code import fit_pca
 
-from .common import (RunLog, TrainConfig, add_run_arguments, autocast, exponential_average, load_config, load_state,
-                     mean_psnr, prepare_device, rate_schedule, read_state, save_state, setup_distributed,
-                     start_from_checkpoint, training_loop, validation_codes, validation_set)
+from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
-
-CL = torch.channels_last
-
-
-def build_sftmd(config: TrainConfig) -> SFTMD:
-    return SFTMD(SFTMDConfig(scale=config.scale, nf=config.nf, nb=config.nb,
-                             bicubic_skip=config.bicubic_skip)).to(memory_format=CL)
+from .loop import RunLog, autocast, exponential_average, prepare_device, rate_schedule, setup_distributed, training_loop
+from .state import load_state, read_state, save_state, start_from_checkpoint
+from .validation import mean_psnr, validation_codes, validation_set
 
 
 def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, device: str | torch.device,

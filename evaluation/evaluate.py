@@ -1,6 +1,6 @@
 """Evaluate on a benchmark folder with the Gaussian8 protocol (final iteration, never best-of-steps).
 
-    python -m training.evaluate --hr-dir ../shared/benchmarks/Set5 --scale 4 [--sigmas 1.8,2.6] [--noise 0]
+    python -m evaluation.evaluate --hr-dir ../shared/benchmarks/Set5 --scale 4 [--sigmas 1.8,2.6] [--noise 0]
                                 [--iterations 7] [--json OUT] [--checkpoints DIR] [--methods bicubic,ikc]
                                 [--estimation-crop 0]   # the full-image loop, for comparison
                                 [--workers 2]           # pairs shared among 2 processes (2 cores: ~2x faster)
@@ -28,8 +28,7 @@ from tqdm import tqdm
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
 from ikc.pipeline import ESTIMATION_CROP, ESTIMATION_CROPS
-
-from .dataset import list_images
+from training.dataset import list_images
 
 GAUSSIAN8 = {2: np.linspace(0.80, 1.60, 8), 3: np.linspace(1.35, 2.40, 8), 4: np.linspace(1.8, 3.2, 8)}
 METHODS = ("bicubic", "sftmd_gt", "p_sftmd", "ikc")

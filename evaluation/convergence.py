@@ -1,6 +1,6 @@
 """Does the Corrector converge? Per correction step, the mean kernel-width error and PSNR-Y from several starts.
 
-    python -m training.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
+    python -m evaluation.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
                                    [--estimation-crop 0] [--window-gap] [--best-render]
@@ -22,8 +22,8 @@ import numpy as np
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
+from training.dataset import list_images
 
-from .dataset import list_images
 from .evaluate import GAUSSIAN8
 
 PREDICTOR = "predictor"

@@ -1,8 +1,8 @@
 """Speed benchmark of blind SR on the CPU: naive IKC loop vs ours vs one SFTMD pass (the floor).
 
-    python -m training.benchmark [--sizes 64,128,256] [--scale 4] [--iterations 7] [--repeats 2]
-    python -m training.benchmark --sizes 1024 --repeats 1   # large input: tiled SFTMD, peak memory
-    python -m training.benchmark --app --sizes 128     # the app: time to the first step and the result
+    python -m evaluation.benchmark [--sizes 64,128,256] [--scale 4] [--iterations 7] [--repeats 2]
+    python -m evaluation.benchmark --sizes 1024 --repeats 1   # large input: tiled SFTMD, peak memory
+    python -m evaluation.benchmark --app --sizes 128     # the app: time to the first step and the result
 
 naive: the whole image through SFTMD and the Corrector at every step (every step rendered).
 ours:  the shipped defaults: Predictor and Corrector on textured windows, SFTMD on the whole image for
@@ -63,7 +63,7 @@ def time_case(case: str, size: int, scale: int, iterations: int, repeats: int, f
 
 def run_isolated(case: str, size: int, args: argparse.Namespace) -> dict:
     """time_case in a fresh Python process, so peak memory is not shared between cases."""
-    command = [sys.executable, "-m", "training.benchmark", "--one", case, "--sizes", str(size), "--scale",
+    command = [sys.executable, "-m", "evaluation.benchmark", "--one", case, "--sizes", str(size), "--scale",
                str(args.scale), "--iterations", str(args.iterations), "--repeats", str(args.repeats),
                "--checkpoints", str(args.checkpoints)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 """Compare estimation-crop settings of the fast loop on held-out training photos, never on the benchmarks.
 
-    python -m training.tune_crops [--settings 32:1,28:2,24:2,0:1] [--scale 4] [--data data/train]
+    python -m evaluation.tune_crops [--settings 32:1,28:2,24:2,0:1] [--scale 4] [--data data/train]
 
 Each setting is SIZE:COUNT (COUNT textured SIZE-px windows; 0:1 is the full-image loop). The photos are
 the ones training holds out (training.dataset.split_holdout), centre-cropped to `--crop` px, blurred
@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
+from training.config import TrainConfig
+from training.dataset import list_images, split_holdout
 
-from .common import TrainConfig
-from .dataset import list_images, split_holdout
 from .convergence import make_cases
 from .evaluate import GAUSSIAN8
 

@@ -1,6 +1,6 @@
 """How well is the noise level estimated? The Predictor's, the flat regions' (ikc.noise) and the loop's step 0.
 
-    python -m training.noise_level --hr-dir DIR [--scale 4] [--width 2.2] [--levels 0,5,10,15,25] [--limit N]
+    python -m evaluation.noise_level --hr-dir DIR [--scale 4] [--width 2.2] [--levels 0,5,10,15,25] [--limit N]
 
 Each photo (modcropped) is blurred with one width, shrunk, and given each noise level (seeded). Printed per
 level: the mean estimate and mean absolute error of the Predictor's noise entry, of ikc.noise's reading, and of
@@ -17,8 +17,7 @@ import numpy as np
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
 from ikc.noise import estimate_noise
-
-from .dataset import list_images
+from training.dataset import list_images
 
 
 def noise_errors(predictor: ikc.IKC, loop: ikc.IKC, photos: list[np.ndarray], scale: int, width: float,

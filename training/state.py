@@ -1,0 +1,78 @@
+"""Run states: everything needed to resume (weights, Adam moments, PCA, step), and starting from a shipped
+checkpoint."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ikc.checkpoint import module_tensors, prefixed, read_file, read_pca, read_tensors, write_tensors
+from ikc.kernel_code import KernelPCA
+
+from .loop import RunLog
+
+STATE_KEY = "meta"  # run states keep their metadata under this key (shipped files: "ikc")
+
+
+
+def save_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
+               pca: KernelPCA, meta: dict) -> None:
+    """Everything needed to resume: weights, Adam moments, PCA and step, as safetensors (no pickle), atomically."""
+    tensors = module_tensors(modules)
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            value = torch.as_tensor(value).cpu()
+            tensors[f"optim.{index}.{key}"] = value.reshape(-1) if key == "step" else value.contiguous()
+    write_tensors(path, tensors, pca, meta, STATE_KEY)
+
+
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a state file written by save_state."""
+    return read_tensors(path, STATE_KEY)
+
+
+def sftmd_weights(meta: dict) -> str:
+    """Which weights of an SFTMD state to export: "ema" (the moving average) when it validated better, else
+    "sftmd" (the trained weights)."""
+    return "ema" if meta.get("ema_psnr", math.nan) > meta.get("last_psnr", math.nan) else "sftmd"  # NaN: never
+
+
+def load_state(path: Path, modules: dict[str, nn.Module],
+               optimizer: torch.optim.Optimizer | None) -> tuple[KernelPCA, dict]:
+    """Restore what save_state wrote; returns the PCA and the metadata (step, config, ...)."""
+    tensors, meta = read_state(path)
+    for name, module in modules.items():
+        module.load_state_dict(prefixed(tensors, name))
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for key, value in prefixed(tensors, "optim").items():
+            index, name = key.split(".", 1)
+            # moments take the parameter's memory layout (channels_last) again
+            value = value.reshape(()) if name == "step" else torch.empty_like(params[int(index)]).copy_(value)
+            state["state"].setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict(state)
+    return KernelPCA.from_tensors(prefixed(tensors, "pca")), meta
+
+
+def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
+                          log: RunLog | None = None) -> tuple[KernelPCA, int, float]:
+    """Fill `modules` from a shipped checkpoint (tensors whose shapes fit); returns (PCA, step, seconds).
+
+    The step and hours carry on for the same scale; another scale (x2/x3 from the x4 body) starts at 0.
+    """
+    tensors, metadata = read_file(path)
+    copied = total = 0
+    for name, module in modules.items():
+        own = module.state_dict()
+        fitting = {k: v.float() for k, v in prefixed(tensors, name).items() if k in own and own[k].shape == v.shape}
+        module.load_state_dict({**own, **fitting})
+        copied, total = copied + len(fitting), total + len(own)
+    same_scale = metadata["scale"] == scale
+    training = metadata["training"]
+    step, seconds = (training["steps"], training["seconds"]) if same_scale else (0, 0.0)
+    if log is not None:
+        log.line(f"started from {path}: {copied}/{total} tensors, step {step}")
+    return read_pca(tensors), step, seconds
