@@ -83,17 +83,19 @@ def trajectory(model: ikc.IKC, case: Case, start: str, iterations: int,
 def convergence(model: ikc.IKC, cases: list[Case], starts: list[str], iterations: int = 7,
                 psnr: bool = True) -> dict[str, dict[str, list[float]]]:
     """Per start: mean |width error| at each step ("error"), its ratio to step 0's at the last step ("ratio"),
-    and mean PSNR-Y per step ("psnr", when asked)."""
+    the mean signed error per step ("bias": > 0 reads too wide, which costs more PSNR than too narrow) and mean
+    PSNR-Y per step ("psnr", when asked)."""
     results = {}
     for start in starts:
         errors, scores = [], []
         for case in cases:
             widths, case_scores = trajectory(model, case, start, iterations, psnr)
-            errors.append(np.abs(np.array(widths) - case.width))
+            errors.append(np.array(widths) - case.width)
             scores.append(case_scores)
-        error = np.mean(errors, axis=0)
+        error, bias = np.mean(np.abs(errors), axis=0), np.mean(errors, axis=0)
         results[start] = {"error": [round(float(e), 4) for e in error],
-                          "ratio": round(float(error[-1] / max(error[0], 1e-6)), 4)}
+                          "ratio": round(float(error[-1] / max(error[0], 1e-6)), 4),
+                          "bias": [round(float(b), 4) for b in bias]}
         if psnr:
             results[start]["psnr"] = [round(float(p), 3) for p in np.mean(scores, axis=0)]
     return results
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     results = convergence(model, cases, starts, args.iterations, not args.no_psnr)
     for start, result in results.items():
         print(f"start {start:>9}: error " + " ".join(f"{e:.2f}" for e in result["error"])
-              + f"  (ratio {result['ratio']:.2f})"
+              + f"  (ratio {result['ratio']:.2f})  bias " + " ".join(f"{b:+.2f}" for b in result["bias"])
               + ("  PSNR-Y " + " ".join(f"{p:.2f}" for p in result["psnr"]) if "psnr" in result else ""))
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
                "crop": args.crop, "iterations": args.iterations, "checkpoints": str(args.checkpoints),

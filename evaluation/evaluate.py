@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the (image, width) pairs; same result, faster on several cores")
     args = parser.parse_args(argv)
+    ikc.use_available_cpus()  # as the app and the CLI do: the container's quota, or IKC_THREADS
     if args.workers < 1:
         parser.error(f"--workers must be at least 1; got {args.workers}")
     try:

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--crop", type=int, default=512, help="HR centre crop (px) of each held-out photo")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
     args = parser.parse_args(argv)
+    ikc.use_available_cpus()  # as the app and the CLI do: the container's quota, or IKC_THREADS
     try:
         settings = parse_settings(args.settings)
     except ValueError as error:

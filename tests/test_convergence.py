@@ -28,6 +28,7 @@ def test_errors_per_step_start_at_the_start_width(tiny_checkpoints):
         assert len(result["error"]) == 4 and len(result["psnr"]) == 4
         assert result["ratio"] == pytest.approx(result["error"][-1] / result["error"][0], abs=1e-3)
     assert results["1.0"]["error"][0] == pytest.approx((0.8 + 2.2) / 2, abs=0.011)
+    assert results["1.0"]["bias"][0] == pytest.approx(-(0.8 + 2.2) / 2, abs=0.011)  # both truths wider than 1.0
     widths_only = convergence.convergence(model, cases, ["1.0"], iterations=3, psnr=False)
     assert widths_only["1.0"]["error"] == results["1.0"]["error"] and "psnr" not in widths_only["1.0"]
 
