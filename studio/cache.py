@@ -24,9 +24,12 @@ def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image", for
         os.utime(target)  # `delete_cache` ages files by their time: a copy handed out again starts afresh
     else:
         handle, staging = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(staging, target)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(staging, target)
+        finally:  # a write that failed (disk full) leaves no hidden staging file behind
+            Path(staging).unlink(missing_ok=True)
     return str(target.resolve())
 
 

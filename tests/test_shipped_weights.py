@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import ikc
-from ikc.checkpoint import CHECKPOINT_DIR, MANIFEST, read_file
 from evaluation.evaluate import GAUSSIAN8
+from ikc.checkpoint import CHECKPOINT_DIR, MANIFEST, read_file
 
 from .conftest import photo
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ikc.degradation import centre_crop, degrade, gaussian_kernel, modcrop
+from ikc.degradation import centre_crop, compress_batch, degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
 from ikc.kernel_code import KernelPCA, encode
 from ikc.metrics import psnr_y_torch
@@ -27,8 +27,10 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
         hr = torch.from_numpy(np.ascontiguousarray(hr_pixels)).permute(2, 0, 1)[None].float() / 255
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)
-            for quality in dict.fromkeys([None, config.validation_jpeg]):
-                triples.append((degrade(hr, torch.from_numpy(kernel), config.scale, jpeg_quality=quality), hr, kernel))
+            lr = degrade(hr, torch.from_numpy(kernel), config.scale)
+            triples.append((lr, hr, kernel))
+            if config.validation_jpeg is not None:  # the same LR crop, saved as JPEG (degrade's last step)
+                triples.append((compress_batch(lr, [config.validation_jpeg]), hr, kernel))
     return triples
 
 
