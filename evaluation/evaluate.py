@@ -8,7 +8,7 @@
                                 [--jpeg-quality 70]     # the LR images saved as JPEG at this quality
 
 Each modcropped HR image is degraded with each kernel width (ikc.degrade, with its JPEG step when
---jpeg-quality is given); methods: bicubic,
+--jpeg-quality is given: the networks then run with the JPEG SFTMD where --checkpoints has one); methods: bicubic,
 SFTMD with the true kernel (sftmd_gt), Predictor only (p_sftmd = IKC step 0) and full IKC (ikc).
 PSNR-Y and SSIM-Y with a border of `scale` px.
 """
@@ -44,6 +44,7 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
     or per_iteration; without it only steps 0 and last are rendered, about 4x faster at 7 iterations)."""
     hr = ikc.modcrop(ikc.load_image(path), scale)
     lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index, jpeg_quality=jpeg_quality)
+    model = model.for_input(jpeg_quality) if model is not None else None  # the JPEG SFTMD where one ships
 
     def score(sr: np.ndarray) -> tuple[float, float]:
         return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)

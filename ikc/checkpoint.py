@@ -3,6 +3,7 @@
 Shipped files, per scale s:
   checkpoints/sftmd_x{s}.safetensors   SFTMD weights, PCA, metadata
   checkpoints/ikc_x{s}.safetensors     Predictor and Corrector weights, the same PCA, metadata
+  checkpoints/sftmd_x{s}_jpeg.safetensors   optional: an SFTMD trained on JPEG-compressed LR images, the same PCA
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ class CheckpointError(RuntimeError):
 
 def sftmd_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
     return Path(folder) / f"sftmd_x{scale}.safetensors"
+
+
+def jpeg_sftmd_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
+    return Path(folder) / f"sftmd_x{scale}_jpeg.safetensors"
 
 
 def estimators_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:

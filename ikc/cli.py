@@ -15,7 +15,6 @@ from .imageio import IMAGE_SUFFIXES, ImageError, read_image, save_png
 from .pipeline import IKC, MAX_ITERATIONS, MIN_LR_SIZE, Step, load, use_available_cpus
 from .visualize import kernel_picture, save_animation, step_frame
 
-
 DESCRIPTION = """\
 Blind super-resolution with Iterative Kernel Correction (IKC, Gu et al., CVPR 2019).
 
@@ -76,6 +75,9 @@ def process(model: IKC, source: Path, target: Path, iterations: int, trajectory:
     image = read_image(source, min_size=MIN_LR_SIZE)
     for note in image.notes:
         print(f"{source.name}: note: {note}")
+    model = model.for_input(image.jpeg_quality)
+    if model.uses_jpeg_sftmd:
+        print(f"{source.name}: note: restored with the SFTMD trained on JPEG inputs")
     steps = model.run(image.pixels, iterations, render="all" if trajectory else "last")
     save_png(steps[-1].sr, target)
     if trajectory:

@@ -12,9 +12,13 @@ the whole image only for the steps that are shown. Where the image's flat region
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
 kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
+
+An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop with an SFTMD trained on JPEG
+inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -26,11 +30,27 @@ import torch
 import torch.nn.functional as F
 
 from .archs import SCALES, SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig
-from .checkpoint import (CHECKPOINT_DIR, CheckpointError, estimators_path, load_module, read_file, read_pca,
-                         sftmd_path)
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    CheckpointError,
+    estimators_path,
+    jpeg_sftmd_path,
+    load_module,
+    read_file,
+    read_pca,
+    sftmd_path,
+)
 from .imageio import to_pixels, to_tensor
-from .kernel_code import (NOISE_CODE_SCALE, PCA_COMPONENTS, KernelPCA, decode_kernel, decode_noise, encode,
-                          estimate_width, spread_projection)
+from .kernel_code import (
+    NOISE_CODE_SCALE,
+    PCA_COMPONENTS,
+    KernelPCA,
+    decode_kernel,
+    decode_noise,
+    encode,
+    estimate_width,
+    spread_projection,
+)
 from .noise import estimate_noise
 
 CL = torch.channels_last
@@ -138,7 +158,7 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool = False):
+                 halve_reversals: bool = False, jpeg_sftmd: SFTMD | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -154,6 +174,7 @@ class IKC:
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
+        self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
         self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
 
@@ -168,6 +189,29 @@ class IKC:
         """Noise levels (0-255 scale) the networks were trained on."""
         low, high = self.metadata.get("noise_range", (0.0, 25.0))
         return float(low), float(high)
+
+    @property
+    def jpeg_range(self) -> tuple[int, int] | None:
+        """JPEG qualities the JPEG SFTMD was trained on, or None when there is none."""
+        if self.jpeg_sftmd is None:
+            return None
+        low, high = self.metadata.get("jpeg", {}).get("jpeg_range", (30, 95))
+        return int(low), int(high)
+
+    def for_input(self, jpeg_quality: int | None) -> IKC:
+        """The pipeline for an LR image stored as JPEG at `jpeg_quality` (None: lossless): the same Predictor and
+        Corrector with the JPEG SFTMD when one is loaded and the quality is at most its training range's top
+        (above it the image is nearly lossless); else this pipeline itself."""
+        if jpeg_quality is None or self.jpeg_range is None or jpeg_quality > self.jpeg_range[1]:
+            return self
+        variant = copy.copy(self)
+        variant.sftmd = self.jpeg_sftmd
+        return variant
+
+    @property
+    def uses_jpeg_sftmd(self) -> bool:
+        """True for the variant `for_input` gives a JPEG: its SFTMD was trained on JPEG inputs."""
+        return self.jpeg_sftmd is not None and self.sftmd is self.jpeg_sftmd
 
     @property
     def blind(self) -> bool:
@@ -330,4 +374,12 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
     elif require_blind:
         raise CheckpointError(f"no Predictor/Corrector checkpoint {estimators.name} for x{scale}: blind SR needs "
                               f"it; train it with `python -m training.train_ikc`, or load with require_blind=False")
-    return IKC(sftmd, pca, predictor, corrector, metadata, **options)
+    jpeg_sftmd = None
+    jpeg_path = jpeg_sftmd_path(scale, folder)
+    if jpeg_path.is_file():
+        jpeg_sftmd, jpeg_pca, jpeg_meta = load_sftmd(jpeg_path)
+        if jpeg_sftmd.config.scale != scale or not np.array_equal(jpeg_pca.matrix, pca.matrix):
+            raise CheckpointError(f"{jpeg_path} does not fit {path} (another scale or kernel PCA): export it from a "
+                                  f"fine-tune of that SFTMD with `python -m training.export --jpeg-sftmd-run`")
+        metadata = {**metadata, "jpeg": jpeg_meta}
+    return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd, **options)

@@ -72,11 +72,12 @@ def build_api() -> None:
             factor = checked_scale(scale_value)
             count = checked_whole("iterations", iterations_value, 0, MAX_ITERATIONS)
             photo = read_photo(payload, MAX_RESULT_PIXELS // factor ** 2, MIN_LR_SIZE)
+            model = models.model_for(factor).for_input(photo.jpeg_quality)
             records: list[dict] = []
-            for step in models.model_for(factor).steps(photo.pixels, count, render="last"):
+            for step in model.steps(photo.pixels, count, render="last"):
                 records.append(step_record(step))
                 yield step.sr, {"scale": factor, "lr_size": [photo.pixels.shape[1], photo.pixels.shape[0]],
-                                "notes": photo.notes, "steps": records}
+                                "notes": photo.notes, "jpeg_sftmd": model.uses_jpeg_sftmd, "steps": records}
 
     degrade_button.click(degrade, [image, width, noise, scale, jpeg, noise_max], [lr_out, info], api_name="degrade",
                          preprocess=False)

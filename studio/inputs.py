@@ -80,6 +80,9 @@ def upload_stem(payload: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name or "photo").stem)[:40] or "photo"
 
 
+JPEG_KEPT_FACTOR = 0.5  # a JPEG downscaled more than this no longer shows its 8x8 blocks: it counts as lossless
+
+
 def read_photo(payload: Any, max_pixels: int, min_size: int) -> ikc.ImageData:
     """Decode an upload with ikc.read_image; an image over `max_pixels` is downscaled, with a note saying so."""
     image = ikc.read_image(upload_path(payload), min_size=min_size)
@@ -89,9 +92,13 @@ def read_photo(payload: Any, max_pixels: int, min_size: int) -> ikc.ImageData:
     factor = (max_pixels / (height * width)) ** 0.5
     size = (max(min_size, int(width * factor)), max(min_size, int(height * factor)))
     pixels = np.asarray(Image.fromarray(image.pixels).resize(size, Image.Resampling.LANCZOS))
-    note = (f"downscaled from {width}x{height} to {size[0]}x{size[1]} px, so that the result stays within "
-            f"{MAX_RESULT_PIXELS:,} px ({MAX_RESULT_SIDE}x{MAX_RESULT_SIDE})")
-    return ikc.ImageData(pixels, image.notes + [note], image.jpeg_quality)
+    notes = [f"downscaled from {width}x{height} to {size[0]}x{size[1]} px, so that the result stays within "
+             f"{MAX_RESULT_PIXELS:,} px ({MAX_RESULT_SIDE}x{MAX_RESULT_SIDE})"]
+    quality = image.jpeg_quality
+    if quality is not None and factor < JPEG_KEPT_FACTOR:
+        quality = None
+        notes.append("its JPEG blocks shrank with it, so it is restored as a lossless image")
+    return ikc.ImageData(pixels, image.notes + notes, quality)
 
 
 def region_box(height: int, width: int, side: int, centre: tuple[float, float] | None) -> tuple[int, int, int, int]:

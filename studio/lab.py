@@ -27,7 +27,7 @@ from .inputs import (
     user_errors,
 )
 from .models import training_range
-from .session import RunResult, StopSignal, Truth, delete_run_files, results_folder, score, unpack
+from .session import RunResult, StopSignal, Truth, delete_run_files, jpeg_note, results_folder, score, unpack
 from .settings import (
     CLASSROOM,
     DEFAULT_ITERATIONS,
@@ -79,8 +79,11 @@ def range_warning(scale: int, width: float, anisotropic: bool, noise: float, jpe
     if noise_max is not None:
         reasons.append(f"the noise varies by region, from {noise:g} to {noise_max:g} (IKC assumes one level"
                        + (f"; above {noise_high:g} none was seen)" if noise_max > noise_high else ")"))
-    if jpeg_quality is not None:
+    jpeg_range = models.model_for(scale).jpeg_range
+    if jpeg_quality is not None and jpeg_range is None:
         reasons.append(f"JPEG compression at quality {jpeg_quality} (training images were stored losslessly)")
+    elif jpeg_quality is not None and jpeg_quality < jpeg_range[0]:
+        reasons.append(f"JPEG quality {jpeg_quality} is below {jpeg_range[0]}, the lowest the JPEG SFTMD saw")
     return ("**Outside the training range** (" + "; ".join(reasons) + "): IKC has never seen such a blur, "
             "so watch how it copes.") if reasons else ""
 
@@ -102,7 +105,7 @@ def side_by_side(model: ikc.IKC, run: RunResult) -> list[tuple[np.ndarray, str]]
     """The lab's comparison: bicubic, SFTMD told the true kernel, the Predictor only (step 0) and IKC's final step,
     PSNR-Y / SSIM-Y in each caption, then the same zoomed on the most textured patch."""
     truth = run.truth
-    told = model.super_resolve(run.lr, kernel=truth.kernel, noise_sigma=truth.noise_sigma)
+    told = model.for_input(run.jpeg_quality).super_resolve(run.lr, kernel=truth.kernel, noise_sigma=truth.noise_sigma)
     images = [(unpack(run.bicubic), "bicubic"), (told, "SFTMD told the true kernel"),
               (run.image(0), "Predictor only (step 0)"), (run.image(run.iterations), f"IKC, step {run.iterations}")]
     box = zoom_box(truth.hr, ZOOM_SIDE)
@@ -130,6 +133,8 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                       label="Highest block noise sigma (training went up to 25)")
             jpeg = gr.Slider(0, 95, value=0, step=1, label="JPEG quality of the LR image (0: none, stored losslessly)",
                              elem_id="lab-jpeg")
+            told_jpeg = gr.Checkbox(True, label="Tell IKC the LR image is a JPEG (its SFTMD trained on JPEG inputs); "
+                                                "untick to see what unmodelled compression does", elem_id="lab-told-jpeg")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
             lr_view = gr.Image(label="Low-resolution input (what IKC sees)", format="png", interactive=False,
                                height=200, buttons=["download"])
@@ -167,7 +172,7 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
 
     def run_lab(payload: Any, width_value: Any, anisotropic_value: bool, sigma_x_value: Any, sigma_y_value: Any,
                 angle_value: Any, noise_value: Any, by_region_value: bool, noise_max_value: Any, jpeg_value: Any,
-                scale_value: Any, steps: Any, start_value: Any, stop_signal: StopSignal,
+                scale_value: Any, steps: Any, start_value: Any, told_jpeg_value: bool, stop_signal: StopSignal,
                 request: gr.Request) -> Iterator[dict]:
         with user_errors():
             lr, truth, notes, factor = lab_degradation(payload, width_value, anisotropic_value, sigma_x_value,
@@ -176,12 +181,13 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
             count = checked_whole("correction steps", steps, 0, MAX_ITERATIONS)
             start_width = checked_start(start_value)
             model = models.model_for(factor)
-            run = RunResult(lr, factor, count, truth, start_width=start_width)
+            quality = checked_jpeg_quality(jpeg_value) if told_jpeg_value else None
+            run = RunResult(lr, factor, count, truth, start_width=start_width, jpeg_quality=quality)
             yield {lr_view: lr, viewer.true_kernel: truth_picture(truth)}
             # every step rendered: the scores plot compares them all with the sharp original
             yield {compared: None}
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "lab"),
-                                  upload_stem(payload), notes, fill_in=True, stop=stop_signal)
+                                  upload_stem(payload), notes + jpeg_note(model, run), fill_in=True, stop=stop_signal)
             if run.iterations in run.images and not stop_signal.pressed:
                 yield {compared: side_by_side(model, run)}
 
@@ -191,6 +197,6 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
           trigger_mode="always_last", api_visibility="private", show_progress="hidden")
     preset.click(lambda: classroom_preset(examples), None, [image, width, anisotropic, noise, by_region, jpeg, scale,
                                                             start], api_visibility="private", show_progress="hidden")
-    wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations, start],
+    wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations, start, told_jpeg],
              [state, progress, lr_view, compared, *viewer.step_components(), viewer.comparison, viewer.download])
 

@@ -25,7 +25,7 @@ from .inputs import (
     upload_stem,
     user_errors,
 )
-from .session import RunResult, StopSignal, delete_run_files, results_folder
+from .session import RunResult, StopSignal, delete_run_files, jpeg_note, results_folder
 from .settings import (
     DEFAULT_ITERATIONS,
     EXAMPLE_SCALE,
@@ -93,9 +93,10 @@ def build_restore(scales: list[int], examples: list[str], known_widths: dict[str
             photo = restore_input(payload, factor, mode_value, centre_value)
             model = models.model_for(factor)
             known = known_widths.get(pixel_digest(photo.pixels)) if factor == EXAMPLE_SCALE else None
-            run = RunResult(photo.pixels, factor, count, known_width=known)
+            run = RunResult(photo.pixels, factor, count, known_width=known, jpeg_quality=photo.jpeg_quality)
             yield from stream_run(viewer, state, progress, model, run, results_folder(request, "restore"),
-                                  upload_stem(payload), photo.notes, fill_in=False, stop=stop_signal)
+                                  upload_stem(payload), photo.notes + jpeg_note(model, run), fill_in=False,
+                                  stop=stop_signal)
 
     light = {"preprocess": False, "api_visibility": "private", "show_progress": "hidden"}
     image.change(lambda: None, None, centre, **light)  # a new photo: its region starts in the middle

@@ -54,6 +54,7 @@ class RunResult:
     truth: Truth | None = None
     start_width: float | None = None  # step 0 is this Gaussian (noise 0) instead of the Predictor's guess
     known_width: float | None = None  # the true width of a built-in example, known without its sharp original
+    jpeg_quality: int | None = None  # the LR image is a JPEG of this quality, and the networks are told so
     steps: list[ikc.Step] = field(default_factory=list)  # without images: they are kept packed in `images`
     images: dict[int, bytes] = field(default_factory=dict)  # step -> its SR image, packed
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (PSNR-Y, SSIM-Y)
@@ -85,7 +86,8 @@ class RunResult:
     def render(self, model: ikc.IKC, index: int) -> None:
         """Render step `index`'s SR image at full size and store it, unless it is stored already."""
         if index not in self.images:
-            self.record(replace(self.steps[index], sr=model.render(self.lr, self.steps[index].code)))
+            sr = model.for_input(self.jpeg_quality).render(self.lr, self.steps[index].code)
+            self.record(replace(self.steps[index], sr=sr))
 
 
 @dataclass
@@ -126,6 +128,7 @@ def correction_stream(model: ikc.IKC, run: RunResult, fill_in: bool) -> Iterator
     arrives early. The steps between are rendered after the final one with `fill_in`, else when looked at.
     """
     last = run.iterations
+    model = model.for_input(run.jpeg_quality)  # a JPEG: the SFTMD trained on JPEG inputs, where one ships
     start = None if run.start_width is None else model.code_for(ikc.gaussian_kernel(run.start_width))
     for step in model.steps(run.lr, last, init_code=start, render="none"):
         run.record(step)
@@ -137,6 +140,15 @@ def correction_stream(model: ikc.IKC, run: RunResult, fill_in: bool) -> Iterator
     for index in range(1, last):
         run.render(model, index)
         yield last, f"Final result ready; rendering the steps in between: {index} of {last - 1}"
+
+
+def jpeg_note(model: ikc.IKC, run: RunResult) -> list[str]:
+    """What the run did about JPEG compression, for the notes under the result ([] for a lossless image)."""
+    if run.jpeg_quality is None:
+        return []
+    if model.for_input(run.jpeg_quality).uses_jpeg_sftmd:
+        return ["restored with the SFTMD trained on JPEG inputs"]
+    return ["restored with the SFTMD trained on lossless images (no JPEG one for this scale and quality)"]
 
 
 def step_record(step: ikc.Step) -> dict:

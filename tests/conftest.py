@@ -1,6 +1,7 @@
 """Shared fixtures: small photos from scikit-image, tiny checkpoints trained for a few steps, and app.py served."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -45,14 +46,17 @@ def photo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory, photo_dir) -> Path:
-    """x4 checkpoints of tiny networks trained for a few steps with the real training scripts."""
+    """x4 checkpoints of tiny networks trained for a few steps with the real training scripts, with an SFTMD for
+    JPEG inputs (quality 40-80)."""
     root = tmp_path_factory.mktemp("tiny")
     config = TrainConfig(scale=4, nf=8, nb=1, estimator_nf=8, batch_size=2, lr_patch=12, holdout_images=1,
                          validate_every=2, correction_steps=2, warmup_steps=1)
     train_sftmd.train(config, photo_dir, root / "sftmd", None, 3, 1)
     train_ikc.train(config, root / "sftmd", photo_dir, root / "ikc", None, 3, 1)
+    jpeg = replace(config, jpeg_fraction=1.0, jpeg_min=40, jpeg_max=80, validation_jpeg=[60], validate_lossless=False)
+    train_sftmd.train(jpeg, photo_dir, root / "sftmd_jpeg", None, 2, 1)
     out = root / "checkpoints"
-    export.export(4, root / "sftmd", root / "ikc", out, photo_dir)
+    export.export(4, root / "sftmd", root / "ikc", out, photo_dir, jpeg_sftmd_run=root / "sftmd_jpeg")
     return out
 
 

@@ -57,6 +57,18 @@ def test_super_resolve_streams_every_step_then_the_final_image(client, lr_file):
     last = info["steps"][-1]
     assert np.array(last["kernel"]).shape == (21, 21) and len(last["code"]) == ikc.CODE_LENGTH
     assert last["kernel_width"] > 0 and info["scale"] == 4
+    assert info["jpeg_sftmd"] is False, "a PNG goes to the lossless SFTMD"
+
+
+@pytest.mark.parametrize("quality, size, jpeg_sftmd", [(60, 64, True), (90, 64, False), (60, 480, False)])
+def test_a_jpeg_upload_goes_to_the_jpeg_sftmd_within_its_range(client, tmp_path, quality, size, jpeg_sftmd):
+    from gradio_client import handle_file
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(photo("coffee")[:size, :size]).save(path, quality=quality)
+    _, info = client.predict(handle_file(str(path)), 4, 0, api_name="/super_resolve")
+    assert f"JPEG, quality about {quality}" in info["notes"]
+    assert info["jpeg_sftmd"] is jpeg_sftmd, "the tiny JPEG SFTMD saw qualities 40-80; 480 px is downscaled 2.5x"
+    assert any("restored as a lossless image" in note for note in info["notes"]) == (size == 480)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -383,3 +395,15 @@ def test_the_lab_side_by_side_scores_four_results_and_zooms_on_the_most_textured
     flat[70:100, 20:50] = np.indices((30, 30)).sum(0)[..., None] % 2 * 255  # a checkerboard: the only texture
     top, left, size = figures.zoom_box(flat, 32)
     assert top <= 70 and top + size >= 100 - 4 and left <= 20 and left + size >= 50 - 4
+
+
+def test_a_run_told_its_input_is_a_jpeg_renders_every_step_with_the_jpeg_sftmd(tiny_checkpoints):
+    model = ikc.load(4, tiny_checkpoints)
+    lr = ikc.degrade_image(photo("coffee")[:128, :128], ikc.gaussian_kernel(2.0), 4, jpeg_quality=60)
+    run = session.RunResult(lr, 4, 2, jpeg_quality=60)
+    list(session.correction_stream(model, run, fill_in=True))
+    jpeg = model.for_input(60)
+    assert all(np.array_equal(run.image(step.index), jpeg.render(lr, step.code)) for step in run.steps)
+    assert not np.array_equal(run.image(2), model.render(lr, run.steps[2].code))
+    assert session.jpeg_note(model, run) == ["restored with the SFTMD trained on JPEG inputs"]
+    assert session.jpeg_note(model, session.RunResult(lr, 4, 0)) == []  # not told: as a lossless image

@@ -8,6 +8,7 @@ import torch
 import ikc
 from ikc.checkpoint import write_manifest
 from ikc.pipeline import available_cpus, quota_cpus, textured_windows
+from training import export
 
 from .conftest import photo
 
@@ -210,3 +211,28 @@ def test_the_noise_level_of_step_0_is_read_from_the_image(tiny_checkpoints):
     clean = ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4)  # reads below NOISE_TRUST_LEVEL: the Predictor's
     assert np.array_equal(ikc.load(4, tiny_checkpoints).run(clean, 0, render="none")[0].code,
                           ikc.load(4, tiny_checkpoints, noise_from_image=False).run(clean, 0, render="none")[0].code)
+
+
+def test_a_jpeg_input_gets_the_jpeg_sftmd_with_the_same_estimators(tiny_checkpoints, tmp_path, lr_image):
+    loaded = ikc.load(4, tiny_checkpoints)
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    (folder / "sftmd_x4_jpeg.safetensors").unlink()
+    write_manifest(folder)
+    model = ikc.load(4, folder)
+    assert model.jpeg_range is None and model.for_input(60) is model  # none ships: the lossless SFTMD for all
+    assert loaded.jpeg_range == (40, 80)
+    assert loaded.for_input(None) is loaded and loaded.for_input(81) is loaded  # lossless, or nearly
+    jpeg = loaded.for_input(60)
+    assert jpeg.uses_jpeg_sftmd and not loaded.uses_jpeg_sftmd
+    assert jpeg.predictor is loaded.predictor and jpeg.corrector is loaded.corrector
+    code = loaded.code_for(ikc.gaussian_kernel(2.0))
+    assert np.array_equal(loaded.render(lr_image, code), model.render(lr_image, code))  # lossless: as before
+    assert not np.array_equal(jpeg.render(lr_image, code), loaded.render(lr_image, code))
+    assert [s.sr.shape for s in jpeg.run(lr_image, 1)] == [(160, 200, 3)] * 2
+
+
+def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_sftmd(tiny_checkpoints, photo_dir, tmp_path):
+    with pytest.raises(SystemExit, match="not trained on JPEG"):
+        export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
+                      jpeg_sftmd_run=tiny_checkpoints.parent / "sftmd")
+

@@ -287,6 +287,11 @@ def test_a_jpeg_run_also_validates_on_compressed_crops(photo_dir):
     assert len(both) == 2 * len(plain)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(plain, both[::2]))
     assert all(not torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(both[::2], both[1::2]))
+    jpeg_only = validation.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=[50, 90],
+                                                                 validate_lossless=False), crop=48)
+    assert len(jpeg_only) == 2 * len(plain)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(both[1::2], jpeg_only[::2]))  # q50, then q90
+    assert all(not torch.equal(a[0], b[0]) for a, b in zip(plain, jpeg_only[1::2]))
 
 
 def test_set_overrides_config_values_and_refuses_unknown_keys(tmp_path):

@@ -39,6 +39,7 @@ class TrainConfig:
     predictor_start_fraction: float = 0.5
     train_predictor: bool = True
     texture_pick: int = 1
+    predictor_start_texture_pick: int | None = None  # the Predictor-start share drawn this way (None: texture_pick)
     replay_fraction: float = 0.0  # share of each P/C batch that carries on earlier batches' trajectories
     replay_rounds: int = 2  # a trajectory is carried on into at most this many later batches
     noise_weight: float = 0.0
@@ -49,7 +50,8 @@ class TrainConfig:
     jpeg_fraction: float = 0.0  # share of LR patches saved as JPEG, at a quality drawn from [jpeg_min, jpeg_max]
     jpeg_min: int = 30
     jpeg_max: int = 95
-    validation_jpeg: int | None = None  # also validate on the held-out LR crops saved as JPEG at this quality
+    validation_jpeg: int | list[int] | None = None  # also validate on the held-out LR crops saved as JPEG at these
+    validate_lossless: bool = True  # false: validate on the JPEG crops only (a network used only for JPEG inputs)
     pca_seed: int = 0
     seed: int = 0
     holdout_images: int = 4
@@ -84,6 +86,11 @@ class TrainConfig:
     def degradations(self) -> DegradationRange:
         return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction,
                                 self.jpeg_fraction, self.jpeg_min, self.jpeg_max)
+
+    def validation_qualities(self) -> list[int | None]:
+        """The forms each held-out LR crop is validated in: None (lossless) and each JPEG quality asked for."""
+        jpeg = self.validation_jpeg if isinstance(self.validation_jpeg, list) else [self.validation_jpeg]
+        return [None] * self.validate_lossless + [q for q in jpeg if q is not None]
 
     def to_dict(self) -> dict:
         return asdict(self)

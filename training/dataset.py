@@ -34,6 +34,12 @@ class Batch:
     sigma: torch.Tensor  # (B,), kernel widths, on the CPU
     noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale, on the CPU
 
+    def followed_by(self, other: Batch) -> Batch:
+        """This batch's entries, then `other`'s."""
+        return Batch(*(torch.cat([a, b]) for a, b in zip(
+            (self.lr, self.hr, self.code, self.sigma, self.noise),
+            (other.lr, other.hr, other.code, other.sigma, other.noise))))
+
 
 def list_images(folder: Path) -> list[Path]:
     """Image files below `folder`, sorted, so that every run sees the same order."""

@@ -2,6 +2,7 @@
 
     python -m training.export --scale 4 --sftmd-run runs/sftmd_x4 [--ikc-run runs/ikc_x4] [--out checkpoints]
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --ikc-run runs/c4/best.safetensors
+    python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --jpeg-sftmd-run runs/sftmd_x4_jpeg
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
 one of its state files (best.safetensors: the state that converged best in validation).
@@ -21,12 +22,14 @@ from ikc.archs import Corrector, EstimatorConfig, Predictor
 from ikc.checkpoint import (
     CHECKPOINT_DIR,
     estimators_path,
+    jpeg_sftmd_path,
     read_file,
     read_pca,
     save_modules,
     sftmd_path,
     write_manifest,
 )
+from ikc.kernel_code import KernelPCA
 
 from .config import TrainConfig, build_sftmd
 from .state import load_state, read_state, sftmd_weights
@@ -59,29 +62,43 @@ def _common_metadata(config: TrainConfig, meta: dict, run: Path, data: dict) -> 
                          "config": meta["config"], "data": data}}
 
 
-def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path) -> list[Path]:
-    """Write sftmd_x{scale} (and ikc_x{scale}) into `out`; returns the written paths."""
-    data = data_summary(data_dir)
+def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bool = False) -> tuple[Path, KernelPCA]:
+    """Write one SFTMD (a run's state, or a shipped checkpoint copied as it is) to `target`: (path, its PCA).
+    A JPEG SFTMD's metadata also keeps the JPEG qualities it was trained on."""
     if sftmd_run.is_file():  # a shipped checkpoint: kept as it is
         tensors, metadata = read_file(sftmd_run)
         if metadata["scale"] != scale:
             raise SystemExit(f"{sftmd_run} is an x{metadata['scale']} checkpoint, not x{scale}")
-        pca, target = read_pca(tensors), sftmd_path(scale, out)
         if not target.exists() or not target.samefile(sftmd_run):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sftmd_run, target)
-        written = [target]
-    else:
-        state = sftmd_run / "state.safetensors"
-        config = TrainConfig.from_dict(read_state(state)[1]["config"])
-        if config.scale != scale:
-            raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
-        sftmd = build_sftmd(config)
-        weights = sftmd_weights(read_state(state)[1])
-        pca, meta = load_state(state, {weights: sftmd}, None)
-        written = [save_modules(sftmd_path(scale, out), {"sftmd": sftmd}, pca,
-                                {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict(),
-                                 "weights": weights}, storage_dtype({"sftmd": sftmd}))]
+        return target, read_pca(tensors)
+    state = sftmd_run / "state.safetensors"
+    config = TrainConfig.from_dict(read_state(state)[1]["config"])
+    if config.scale != scale:
+        raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
+    if jpeg and config.jpeg_fraction <= 0:
+        raise SystemExit(f"{sftmd_run} was not trained on JPEG inputs (jpeg_fraction 0)")
+    sftmd = build_sftmd(config)
+    weights = sftmd_weights(read_state(state)[1])
+    pca, meta = load_state(state, {weights: sftmd}, None)
+    metadata = {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict(), "weights": weights}
+    if jpeg:
+        metadata["jpeg_range"] = [config.jpeg_min, config.jpeg_max]
+    return save_modules(target, {"sftmd": sftmd}, pca, metadata, storage_dtype({"sftmd": sftmd})), pca
+
+
+def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
+           jpeg_sftmd_run: Path | None = None) -> list[Path]:
+    """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg) into `out`; returns the written paths."""
+    data = data_summary(data_dir)
+    target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
+    written = [target]
+    if jpeg_sftmd_run is not None:
+        target, jpeg_pca = export_sftmd(scale, jpeg_sftmd_run, jpeg_sftmd_path(scale, out), data, jpeg=True)
+        if not np.array_equal(jpeg_pca.matrix, pca.matrix):
+            raise SystemExit(f"{jpeg_sftmd_run} was trained with another kernel PCA than {sftmd_run}")
+        written.append(target)
     if ikc_run is not None:
         ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
         ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
@@ -107,10 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sftmd-run", required=True, type=Path, help="SFTMD run folder or shipped checkpoint")
     parser.add_argument("--ikc-run", type=Path, help="Predictor/Corrector run folder or state file (omit for SFTMD "
                                                      "only)")
+    parser.add_argument("--jpeg-sftmd-run", type=Path, help="an SFTMD run trained on JPEG inputs (jpeg_fraction > 0): "
+                                                           "shipped as sftmd_x{scale}_jpeg, used for JPEG inputs")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
-    for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data):
+    for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -17,8 +17,8 @@ from .dataset import list_images, split_holdout
 
 def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[tuple[torch.Tensor, torch.Tensor,
                                                                                        torch.Tensor]]:
-    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths, each also
-    saved as JPEG at `validation_jpeg` when the run trains on JPEG."""
+    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths, lossless and/or
+    saved as JPEG at each quality of `validation_jpeg` (the same LR crop compressed: degrade's last step)."""
     _, held = split_holdout(list_images(data_dir), config.holdout_images)
     triples = []
     for path in held:
@@ -28,9 +28,7 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)
             lr = degrade(hr, torch.from_numpy(kernel), config.scale)
-            triples.append((lr, hr, kernel))
-            if config.validation_jpeg is not None:  # the same LR crop, saved as JPEG (degrade's last step)
-                triples.append((compress_batch(lr, [config.validation_jpeg]), hr, kernel))
+            triples += [(compress_batch(lr, [quality]), hr, kernel) for quality in config.validation_qualities()]
     return triples
 
 
