@@ -24,8 +24,6 @@ import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
 from training.dataset import list_images
 
-from .evaluate import GAUSSIAN8
-
 PREDICTOR = "predictor"
 FAR_STARTS = {2: (0.5, 2.0), 3: (0.8, 3.0), 4: (1.0, 4.0)}  # near both ends of each scale's training range
 
@@ -125,7 +123,7 @@ def best_render_offsets(model: ikc.IKC, cases: list[Case], offsets: np.ndarray) 
 
 def default_widths(scale: int) -> list[float]:
     """Three of the scale's Gaussian8 widths: both ends and the middle."""
-    widths = GAUSSIAN8[scale]
+    widths = ikc.GAUSSIAN8[scale]
     return [round(float(widths[0]), 3), round(float((widths[0] + widths[-1]) / 2), 3), round(float(widths[-1]), 3)]
 
 

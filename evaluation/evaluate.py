@@ -30,7 +30,6 @@ from ikc.checkpoint import CHECKPOINT_DIR
 from ikc.pipeline import ESTIMATION_CROP, ESTIMATION_CROPS
 from training.dataset import list_images
 
-GAUSSIAN8 = {2: np.linspace(0.80, 1.60, 8), 3: np.linspace(1.35, 2.40, 8), 4: np.linspace(1.8, 3.2, 8)}
 METHODS = ("bicubic", "sftmd_gt", "p_sftmd", "ikc")
 
 
@@ -46,20 +45,18 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
     lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index, jpeg_quality=jpeg_quality)
     model = model.for_input(jpeg_quality) if model is not None else None  # the JPEG SFTMD where one ships
 
-    def score(sr: np.ndarray) -> tuple[float, float]:
-        return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
-
     scores: dict[str, tuple[float, float]] = {}
     if "bicubic" in methods:
-        scores["bicubic"] = score(ikc.upscale_bicubic(lr, scale))
+        scores["bicubic"] = ikc.psnr_ssim_y(ikc.upscale_bicubic(lr, scale), hr, scale)
     if "sftmd_gt" in methods:
-        scores["sftmd_gt"] = score(model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise))
+        told = model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise)
+        scores["sftmd_gt"] = ikc.psnr_ssim_y(told, hr, scale)
     per_step: list[float] = []
     if "ikc" in methods or "p_sftmd" in methods:
         steps = model.run(lr, iterations if "ikc" in methods else 0, render="all" if per_iteration else "none")
         ends = dict.fromkeys((0, len(steps) - 1))  # one render when there is no iteration
         srs = [step.sr for step in steps] if per_iteration else [model.render(lr, steps[i].code) for i in ends]
-        step_scores = [score(sr) for sr in srs]
+        step_scores = [ikc.psnr_ssim_y(sr, hr, scale) for sr in srs]
         per_step = [psnr for psnr, _ in step_scores] if per_iteration else []
         if "p_sftmd" in methods:
             scores["p_sftmd"] = step_scores[0]
@@ -124,7 +121,7 @@ def markdown_table(result: dict, name: str) -> str:
 
 def parse_sigmas(text: str | None, scale: int) -> list[float]:
     if not text:
-        return [float(s) for s in GAUSSIAN8[scale]]
+        return [float(s) for s in ikc.GAUSSIAN8[scale]]
     return [float(s) for s in text.split(",") if s.strip()]
 
 

@@ -20,7 +20,6 @@ from training.config import TrainConfig
 from training.dataset import list_images, split_holdout
 
 from .convergence import make_cases
-from .evaluate import GAUSSIAN8
 
 
 def parse_settings(text: str) -> dict[str, tuple[int, int]]:
@@ -37,7 +36,7 @@ def parse_settings(text: str) -> dict[str, tuple[int, int]]:
 def held_out_pairs(data: Path, scale: int, crop: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(HR, LR) pairs: each held-out photo's centre crop, degraded with each Gaussian8 width."""
     _, held_out = split_holdout(list_images(data), TrainConfig.holdout_images)
-    cases = make_cases([(path.name, ikc.load_image(path)) for path in held_out], scale, GAUSSIAN8[scale], crop)
+    cases = make_cases([(path.name, ikc.load_image(path)) for path in held_out], scale, ikc.GAUSSIAN8[scale], crop)
     return [(case.hr, case.lr) for case in cases]
 
 

@@ -20,6 +20,8 @@ from .imageio import to_pixels, to_tensor
 KERNEL_SIZE = 21
 JPEG_QUALITIES = (1, 100)  # Pillow's quality range; the web uses about 30-95
 BLOCK_NOISE_SIZE = 8  # LR px per side of the regions of block_noise_sigmas
+# the 8 Gaussian kernel widths per scale of the paper's test protocol
+GAUSSIAN8 = {2: np.linspace(0.80, 1.60, 8), 3: np.linspace(1.35, 2.40, 8), 4: np.linspace(1.8, 3.2, 8)}
 
 
 def gaussian_kernel(sigma: float, size: int = KERNEL_SIZE) -> np.ndarray:

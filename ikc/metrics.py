@@ -52,3 +52,8 @@ def ssim_y(restored: np.ndarray, reference: np.ndarray, border: int = 0) -> floa
     return float(structural_similarity(
         _crop(rgb_to_y(restored), border), _crop(rgb_to_y(reference), border),
         gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255.0))
+
+
+def psnr_ssim_y(restored: np.ndarray, reference: np.ndarray, border: int = 0) -> tuple[float, float]:
+    """(PSNR-Y, SSIM-Y) of `restored` against `reference`, `border` px cropped: the pair SR results report."""
+    return psnr_y(restored, reference, border), ssim_y(restored, reference, border)

@@ -27,7 +27,7 @@ from .inputs import (
     user_errors,
 )
 from .models import training_range
-from .session import RunResult, StopSignal, Truth, delete_run_files, jpeg_note, results_folder, score, unpack
+from .session import RunResult, StopSignal, Truth, delete_run_files, jpeg_note, results_folder, unpack
 from .settings import (
     CLASSROOM,
     DEFAULT_ITERATIONS,
@@ -110,7 +110,7 @@ def side_by_side(model: ikc.IKC, run: RunResult) -> list[tuple[np.ndarray, str]]
               (run.image(0), "Predictor only (step 0)"), (run.image(run.iterations), f"IKC, step {run.iterations}")]
     box = zoom_box(truth.hr, ZOOM_SIDE)
     items = [(image, f"{name}: {psnr:.2f} dB / {ssim:.3f}")
-             for image, name in images for psnr, ssim in [score(image, truth.hr, run.scale)]]
+             for image, name in images for psnr, ssim in [ikc.psnr_ssim_y(image, truth.hr, run.scale)]]
     return items + [(zoomed(image, box), f"zoom: {name}") for image, name in images]
 
 

@@ -77,7 +77,7 @@ class RunResult:
         if step.sr is not None:
             self.images[step.index] = pack(step.sr)
             if self.truth is not None:
-                self.scores[step.index] = score(step.sr, self.truth.hr, self.scale)
+                self.scores[step.index] = ikc.psnr_ssim_y(step.sr, self.truth.hr, self.scale)
 
     def image(self, index: int) -> np.ndarray | None:
         """Step `index`'s SR image, or None while it is not rendered."""
@@ -96,11 +96,6 @@ class StopSignal:
     after its current step and keeps the steps it has; Run re-arms it."""
 
     pressed: bool = False
-
-
-def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
-    """(PSNR-Y, SSIM-Y) of `sr` against `hr`, with a border of `scale` px ignored."""
-    return ikc.psnr_y(sr, hr, scale), ikc.ssim_y(sr, hr, scale)
 
 
 def delete_run_files(run: RunResult | None) -> None:

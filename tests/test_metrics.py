@@ -45,6 +45,12 @@ def test_ssim_known_value_for_flat_images():
     assert ikc.ssim_y(a, a, 4) == pytest.approx(1.0)
 
 
+def test_pair_is_psnr_then_ssim():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 256, (2, 24, 20, 3), dtype=np.uint8)
+    assert ikc.psnr_ssim_y(a, b, 2) == (ikc.psnr_y(a, b, 2), ikc.ssim_y(a, b, 2))
+
+
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shapes differ"):
         ikc.psnr_y(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))

@@ -1,4 +1,5 @@
-"""Tests for training.prepare_data: cleaning, halving, benchmark refusal and the manifest."""
+"""Tests for training.prepare_data (with training.sources and training.leak_check): cleaning, halving,
+benchmark refusal and the manifest."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,8 @@ import pytest
 from PIL import Image
 
 from training import prepare_data as pd
+from training.leak_check import crop_signal, fingerprint, is_crop_of, thumbs_match
+from training.sources import output_stems
 
 
 def photo(width: int, height: int, seed: int) -> Image.Image:
@@ -85,8 +88,8 @@ def test_clean_applies_exif_orientation(tmp_path):
 
 
 def test_output_stems_disambiguate_same_names():
-    assert pd.output_stems(["a/x.jpg", "a/y.png"]) == ["x", "y"]
-    assert pd.output_stems(["w/One/img/2560x1600.jpg", "w/Two/img/2560x1600.jpg"]) == [
+    assert output_stems(["a/x.jpg", "a/y.png"]) == ["x", "y"]
+    assert output_stems(["w/One/img/2560x1600.jpg", "w/Two/img/2560x1600.jpg"]) == [
         "One_img_2560x1600", "Two_img_2560x1600"]
 
 
@@ -94,8 +97,8 @@ def test_retoned_same_scale_crop_is_found():
     full = photo(128, 128, 2)
     crop = np.asarray(full.crop((3, 5, 123, 125)), np.float32) * 0.8 + 20
     retoned = Image.fromarray(crop.astype(np.uint8))
-    assert pd.is_crop_of(pd.crop_signal(full), pd.crop_signal(retoned))
-    assert not pd.is_crop_of(pd.crop_signal(full), pd.crop_signal(photo(120, 120, 3)))
+    assert is_crop_of(crop_signal(full), crop_signal(retoned))
+    assert not is_crop_of(crop_signal(full), crop_signal(photo(120, 120, 3)))
 
 
 def test_benchmark_resaved_as_jpeg_is_refused(tmp_path, capsys):
@@ -154,5 +157,5 @@ def test_thumbnail_matches_a_smaller_jpeg_copy(tmp_path):
     original = photo(240, 160, 10)
     original.resize((120, 80), Image.Resampling.LANCZOS).save(tmp_path / "small.jpg", quality=85)
     copy = pd.to_rgb8(Image.open(tmp_path / "small.jpg"))
-    assert pd.thumbs_match(pd.fingerprint(copy), pd.fingerprint(original))
-    assert not pd.thumbs_match(pd.fingerprint(photo(240, 160, 11)), pd.fingerprint(original))
+    assert thumbs_match(fingerprint(copy), fingerprint(original))
+    assert not thumbs_match(fingerprint(photo(240, 160, 11)), fingerprint(original))

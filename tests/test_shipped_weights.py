@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import ikc
-from evaluation.evaluate import GAUSSIAN8
 from ikc.checkpoint import CHECKPOINT_DIR, MANIFEST, read_file
 
 from .conftest import photo
@@ -59,7 +58,7 @@ def test_the_corrector_reads_its_sr_image(scale):
     model = ikc.load(scale, require_blind=False)
     if not model.blind:
         pytest.skip(f"no Predictor/Corrector for x{scale}")
-    low, high = float(GAUSSIAN8[scale][0]), float(GAUSSIAN8[scale][-1])
+    low, high = float(ikc.GAUSSIAN8[scale][0]), float(ikc.GAUSSIAN8[scale][-1])
     told = model.code_for(ikc.gaussian_kernel((low + high) / 2))
     hr = ikc.modcrop(photo("astronaut")[100:356, 140:396], scale)
     corrected = [model.run(ikc.degrade_image(hr, ikc.gaussian_kernel(width), scale), 1, init_code=told,
