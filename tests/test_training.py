@@ -383,7 +383,7 @@ def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_
            "DATA": str(photo_dir), "BENCH": str(tmp_path / "bench"), "SCALES": "4", "PROBE_SECONDS": "0.2",
            "PROBE_SETTINGS": "b2p12", "SFTMD_MINUTES": "0.01", "IKC_MINUTES": "0.01", "EXTRA": tiny,
            "PYTHONPATH": str(checkout)}
-    for phase in ("sftmd", "corrector"):
+    for phase in ("sftmd", "corrector", "jpeg"):
         result = subprocess.run(["bash", "training/lent_gpu.sh", phase], cwd=checkout, env=env, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -392,3 +392,4 @@ def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_
     assert ikc.load(4, out / "cand").blind, "SFTMD from call 1, Predictor/Corrector from call 2"
     assert json.loads((out / "set5_x4.json").read_text())["images"] == ["one.png"]
     assert "--set batch_size=2 --set lr_patch=12" in (tmp_path / "runs" / "choice.txt").read_text()
+    assert ikc.load(4, out / "cand").jpeg_range == (30, 95), "call 3: an SFTMD for JPEG inputs beside them"

@@ -4,13 +4,14 @@
 #                mkdir -p data/gpu_bench && cp -r ../shared/benchmarks/Set5 data/gpu_bench/   # for call 2's check
 #   call 1:      bash training/lent_gpu.sh sftmd       # throughput probe, then SFTMD x4/x3/x2 side by side
 #   call 2:      bash training/lent_gpu.sh corrector   # Correctors against the new SFTMDs, export, Set5 check
+#   or, for JPEG inputs (issue 18): bash training/lent_gpu.sh jpeg   # SFTMDs for JPEG inputs, x4/x3/x2, exported
 # (carry data/gpu_train, data/gpu_bench; call 2 also finds call 1's runs/gpu on a machine still warm, else carry
 # the runs/gpu that call 1 brought back under $OUT). Both calls leave candidates, logs and states under $OUT.
 # Overrides: DEVICE, THREADS, OUT, RUNS, DATA, BENCH, SCALES, PROBE_SECONDS, PROBE_SETTINGS, SFTMD_MINUTES,
 # IKC_MINUTES, EXTRA (more --set options for every run; the CPU dry run in tests/test_training.py uses them).
 set -u
 export PYTHONUNBUFFERED=1
-PHASE=${1:?"usage: bash training/lent_gpu.sh sftmd|corrector"}
+PHASE=${1:?"usage: bash training/lent_gpu.sh sftmd|corrector|jpeg"}
 DEVICE=${DEVICE:-cuda} THREADS=${THREADS:-4} OUT=${OUT:-runs/lent_gpu_out} RUNS=${RUNS:-runs/gpu}
 DATA=${DATA:-data/gpu_train} BENCH=${BENCH:-data/gpu_bench} SCALES=${SCALES:-"4 3 2"}
 PROBE_SECONDS=${PROBE_SECONDS:-8} PROBE_SETTINGS=${PROBE_SETTINGS:-} EXTRA=${EXTRA:-}
@@ -57,8 +58,24 @@ elif [ "$PHASE" = corrector ]; then
         --workers 4 --json "$OUT/set5_x$s.json" >>"$RUNS/evaluate.out" 2>&1
     fi
   done
+elif [ "$PHASE" = jpeg ]; then
+  for s in $SCALES; do  # JPEG SFTMDs, from the shipped one for JPEG inputs where there is one
+    start="checkpoints/sftmd_x${s}_jpeg.safetensors"
+    [ -f "$start" ] || start="checkpoints/sftmd_x$s.safetensors"
+    # shellcheck disable=SC2086
+    python3 -m training.train_sftmd --config "training/configs/sftmd_x${s}_jpeg_only.yaml" \
+      --run-dir "$RUNS/sftmd_x${s}_jpeg" --from-checkpoint "$start" --minutes "$SFTMD_MINUTES" "${common[@]}" \
+      $EXTRA >"$RUNS/sftmd_x${s}_jpeg.out" 2>&1 &
+  done
+  wait
+  for s in $SCALES; do  # beside the lossless SFTMD of this session's candidates, else the shipped one
+    lossless="$OUT/cand/sftmd_x$s.safetensors"
+    [ -f "$lossless" ] || lossless="checkpoints/sftmd_x$s.safetensors"
+    python3 -m training.export --scale "$s" --sftmd-run "$lossless" \
+      --jpeg-sftmd-run "$RUNS/sftmd_x${s}_jpeg" --out "$OUT/cand" --data "$DATA" >>"$RUNS/export.out" 2>&1
+  done
 else
-  echo "unknown phase $PHASE: use sftmd or corrector" >&2
+  echo "unknown phase $PHASE: use sftmd, corrector or jpeg" >&2
   exit 2
 fi
 tail -n 3 "$RUNS"/*/log.txt "$RUNS"/*.out
