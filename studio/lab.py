@@ -133,8 +133,9 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
                                       label="Highest block noise sigma (training went up to 25)")
             jpeg = gr.Slider(0, 95, value=0, step=1, label="JPEG quality of the LR image (0: none, stored losslessly)",
                              elem_id="lab-jpeg")
-            told_jpeg = gr.Checkbox(True, label="Tell IKC the LR image is a JPEG (its SFTMD trained on JPEG inputs); "
-                                                "untick to see what unmodelled compression does", elem_id="lab-told-jpeg")
+            told_jpeg = gr.Checkbox(True, interactive=False, elem_id="lab-told-jpeg",
+                                    label="Tell IKC the LR image is a JPEG (its SFTMD trained on JPEG inputs); untick "
+                                          "to see what unmodelled compression does")
             scale = gr.Radio(scales, value=max(scales), label="Scale")
             lr_view = gr.Image(label="Low-resolution input (what IKC sees)", format="png", interactive=False,
                                height=200, buttons=["download"])
@@ -197,6 +198,8 @@ def build_lab(scales: list[int], examples: list[str]) -> None:
           trigger_mode="always_last", api_visibility="private", show_progress="hidden")
     preset.click(lambda: classroom_preset(examples), None, [image, width, anisotropic, noise, by_region, jpeg, scale,
                                                             start], api_visibility="private", show_progress="hidden")
+    jpeg.change(lambda quality: gr.Checkbox(interactive=bool(quality)), jpeg, told_jpeg, api_visibility="private",
+                show_progress="hidden")  # the choice matters only for a JPEG
     wire_run(run_button, stop_button, stop, progress, run_lab, [*settings, iterations, start, told_jpeg],
              [state, progress, lr_view, compared, *viewer.step_components(), viewer.comparison, viewer.download])
 

@@ -134,14 +134,17 @@ def test_validation_helpers():
     assert lr.shape[:2] == (96, 96) and hr.shape[:2] == (384, 384)
 
 
-def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_it_was_never_trained_on(tmp_path, monkeypatch):
+def test_the_lab_can_save_its_lr_image_as_jpeg_and_says_where_no_network_was_trained_on_it(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the upload folder: only files there are read
     sharp = ikc.save_png(photo("astronaut")[:256, :256], tmp_path / "sharp.png")
     settings = ({"path": str(sharp)}, 2.0, False, 1.0, 3.0, 0.0, 0.0)
     lossless, truth, _, _ = lab.lab_degradation(*settings, False, 40, 0, 4)
     compressed, jpeg_truth, _, _ = lab.lab_degradation(*settings, False, 40, 70, 4)
     assert np.array_equal(compressed, ikc.jpeg_compress(lossless, 70))
-    assert truth.warning == "" and "JPEG compression at quality 70" in jpeg_truth.warning
+    assert truth.warning == "" and jpeg_truth.warning == "", "x4 ships an SFTMD trained on JPEG q30-95"
+    assert "JPEG quality 20 is below 30" in lab.lab_degradation(*settings, False, 40, 20, 4)[1].warning
+    assert "JPEG compression at quality 70" in lab.lab_degradation(*settings, False, 40, 70, 2)[1].warning, \
+        "x2 has no JPEG SFTMD"
     assert inputs.checked_jpeg_quality(None) is None and inputs.checked_jpeg_quality(0) is None
     with pytest.raises(ValueError, match="JPEG quality must be from 1 to 100"):
         inputs.checked_jpeg_quality(101)
