@@ -163,7 +163,7 @@ def build_viewer(prefix: str, with_truth: bool) -> Viewer:
     with gr.Row():
         download = gr.DownloadButton("Download the final result (PNG)", interactive=False,
                                      elem_id=f"{prefix}-download")
-        export = gr.Button("Export the steps: animation (GIF), curves (PNG), numbers (CSV, JSON)",
+        export = gr.Button("Export the steps (GIF, curves PNG, CSV, JSON)",
                            elem_id=f"{prefix}-export")
     exports = gr.File(label="Exported steps", file_count="multiple", interactive=False, elem_id=f"{prefix}-exports")
     return Viewer(prefix, slider, play, timer, caption, sr, kernel, widths, comparison, download, export, exports,
