@@ -26,11 +26,8 @@ import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
 from studio.settings import REGION
 
-from .serve import running_app
+from .serve import CHROMIUM, CHROMIUM_FLAGS, running_app
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 DESKTOP = {"viewport": {"width": 1400, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 TIMEOUT_MS = 900_000  # the real networks on a busy CPU
@@ -121,7 +118,7 @@ def measure(checkpoints: Path, repeats: int, screenshots: Path) -> dict:
     with tempfile.TemporaryDirectory() as work, running_app(checkpoints, Path(work)) as server, \
             sync_playwright() as playwright:
         lr, large = test_photos(Path(work))
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
         context = browser.new_context(**DESKTOP)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)

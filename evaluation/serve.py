@@ -1,4 +1,5 @@
-"""Run app.py as a local subprocess on 127.0.0.1: for the app tests and the latency benchmark."""
+"""Run app.py as a local subprocess on 127.0.0.1, and the browser that visits it: for the app tests and the
+latency benchmarks."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,9 @@ from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 90
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, driven by Playwright (never a downloaded browser)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
 
 
 @dataclass

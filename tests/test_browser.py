@@ -13,12 +13,9 @@ import pytest
 from PIL import Image
 
 import ikc
+from evaluation.serve import CHROMIUM, CHROMIUM_FLAGS
 
 from .conftest import REPO, photo, running_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is absent: apt-get install -y chromium")
 
@@ -81,7 +78,8 @@ def browser_page(tmp_path, request):
         {"width": 1400, "height": 1000}
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=FLAGS, viewport=viewport)
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            viewport=viewport)
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(120_000)  # generous: CI machines may be busy
         requested: list[str] = []
