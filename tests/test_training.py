@@ -247,6 +247,20 @@ def test_a_corrector_run_with_replay_trains_and_validates(photo_dir, tiny_checkp
     assert np.isfinite(error) and read_state(tmp_path / "run" / "state.safetensors")[1]["step"] == 6  # 3 more
 
 
+def test_a_corrector_run_with_a_moving_average_validates_and_keeps_the_average(photo_dir, tiny_checkpoints,
+                                                                               tmp_path):
+    config = TrainConfig(**{**TINY, "train_predictor": False, "ema_decay": 0.5, "validate_every": 3})
+    run = tmp_path / "run"
+    train_ikc.train(config, tiny_checkpoints / "sftmd_x4.safetensors", photo_dir, run, None, 6, 1,
+                    from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")  # steps 3 to 6, validated at 6
+    state, best = read_state(run / "state.safetensors")[0], read_state(run / "best.safetensors")[0]
+    key = next(k for k in state if k.startswith("corrector.") and k.endswith("weight"))
+    assert not torch.equal(state[key], state[f"ema.{key}"])  # the average lags the trained weights
+    assert torch.equal(best[key], state[f"ema.{key}"])  # best holds what was validated: the average
+    train_ikc.train(config, tiny_checkpoints / "sftmd_x4.safetensors", photo_dir, run, None, 7, 1)  # resumes
+    assert not torch.equal(read_state(run / "state.safetensors")[0][f"ema.{key}"], state[f"ema.{key}"])
+
+
 def test_texture_pick_keeps_the_most_textured_crops(photo_dir):
     pca = ikc.fit_pca(count=2000)
     plain = PatchSampler(list_images(photo_dir), pca, 4, 12, DegradationRange(), seed=0)

@@ -16,6 +16,9 @@ With `train_predictor: false` only the Corrector learns; with `amp` the frozen S
 autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a
 shipped checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
 on held-out photos (evaluation.convergence); the state that converges best is kept as best.safetensors.
+With `ema_decay` > 0 an exponential moving average of the Predictor and Corrector is kept and is what validation
+runs and best.safetensors holds: batch-8 steps move the weights enough that validation swings 0.43-0.79 px
+between states 50 steps apart (measured at x4), and a best state picked from such swings regresses at once.
 """
 from __future__ import annotations
 
@@ -28,10 +31,12 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
 from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor
+from ikc.checkpoint import prefixed
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
@@ -39,7 +44,7 @@ from ikc.pipeline import IKC, load_sftmd
 
 from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import Batch, PatchSampler, list_images, split_holdout
-from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
+from .loop import RunLog, autocast, exponential_average, prepare_device, rate_schedule, setup_distributed, training_loop
 from .state import load_state, read_state, save_state, sftmd_weights, start_from_checkpoint
 
 VALIDATION_CROP = 192  # HR px of each held-out photo's centre
@@ -178,12 +183,18 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         own_pca = pca
     if not np.array_equal(own_pca.matrix, pca.matrix):
         raise SystemExit(f"the Predictor/Corrector were trained with another kernel PCA than {sftmd_run}")
+    ema = exponential_average(nn.ModuleDict(modules), config.ema_decay)  # starts from the weights above
+    saved_average = prefixed(read_state(state_path)[0], "ema") if ema is not None and state_path.exists() else {}
+    if saved_average:
+        ema.module.load_state_dict(saved_average)
+        ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
+    validated = modules if ema is None else dict(ema.module.items())
     train_paths, held_out = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
     cases = make_cases([(p.name, load_image(p)) for p in held_out], config.scale, config.validation_sigmas,
                        VALIDATION_CROP) if rank == 0 else []
-    model = IKC(sftmd, pca, predictor, corrector)
+    model = IKC(sftmd, pca, validated["predictor"], validated["corrector"])
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
     log.line(f"training P/C against SFTMD step {sftmd_step} of {sftmd_run}, world {world}, "
@@ -229,6 +240,8 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         optimizer.zero_grad(set_to_none=True)
         (loss_p + loss_c).backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(nn.ModuleDict(modules))
         return {"loss": (loss_p + loss_c).detach(), "p": loss_p.detach(), "c": loss_c.detach()}
 
     def meta(at: int, seconds: float) -> dict:
@@ -239,12 +252,13 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         text, last["error"] = validate(model, cases, VALIDATION_STEPS)
         if last["error"] < last["best"]:  # keep the state that converges best
             last["best"] = last["error"]
-            save_state(run_dir / "best.safetensors", modules, optimizer, pca, meta(at, seconds))
+            save_state(run_dir / "best.safetensors", validated, optimizer, pca, meta(at, seconds))
         return text, last["error"]
 
     def checkpoint(at: int, seconds: float) -> None:
         if rank == 0:
-            save_state(state_path, modules, optimizer, pca, meta(at, seconds))
+            save_state(state_path, modules if ema is None else {**modules, "ema": ema.module}, optimizer, pca,
+                       meta(at, seconds))
 
     limit = max_steps if max_steps is not None else config.total_steps
     training_loop(step, limit, config, minutes, world, log, train_step, run_validation, checkpoint, "ikc")
