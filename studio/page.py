@@ -75,6 +75,11 @@ CSS = """
 .busy img { opacity: 0.45; transition: opacity 0.2s; }
 .busy label, .busy .label { animation: busy-pulse 1.2s ease-in-out infinite; }
 @keyframes busy-pulse { 50% { opacity: 0.4; } }
+.block .min_value, .block .max_value { font-size: var(--text-md) !important; }
+@media (max-width: 700px) {
+  .block:has(> .empty) { height: auto !important; min-height: 0 !important; }
+  .block > .empty { height: 4.5em !important; min-height: 0 !important; }
+}
 """
 
 

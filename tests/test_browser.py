@@ -165,6 +165,9 @@ def test_labs_show_truth_scores_and_the_mismatch_curve(app_url, browser_page, re
     page, requested = browser_page
     page.goto(app_url)
     page.get_by_role("tab", name="Degradation lab").click()
+    sizes = page.evaluate("() => Array.from(document.querySelectorAll('.min_value, .max_value'))"
+                          ".filter(e => e.offsetParent).map(e => parseFloat(getComputedStyle(e).fontSize))")
+    assert len(sizes) >= 8 and min(sizes) >= 14, f"the sliders' end labels are readable: {sizes} px"
     page.locator("#lab-examples button").first.click()
     page.locator("#lab-lr-note", has_text="LR image 128x128 px").wait_for()
     before = renders(render_log)
@@ -239,6 +242,8 @@ def test_a_phone_shows_every_tab_and_run_scrolls_to_the_steps(app_url, browser_p
     names = [tabs.nth(i).inner_text() for i in range(tabs.count())]
     assert names == ["Restore", "Degradation lab", "Kernel-mismatch lab", "About the model"]
     assert all(tabs.nth(i).is_visible() for i in range(tabs.count())), "no tab hidden behind a menu"
+    height = page.evaluate("document.documentElement.scrollHeight")  # 3106 px when empty boxes kept their height
+    assert height < 2400, f"the page before a run is {height} px long: empty result boxes should shrink"
     page.locator("#restore-examples button").first.click()
     page.locator("#restore-notice", has_text="px").wait_for()
     page.locator("#restore-run").click()
