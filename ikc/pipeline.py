@@ -195,7 +195,7 @@ class IKC:
         """JPEG qualities the JPEG SFTMD was trained on, or None when there is none."""
         if self.jpeg_sftmd is None:
             return None
-        low, high = self.metadata.get("jpeg", {}).get("jpeg_range", (30, 95))
+        low, high = self.metadata["jpeg"]["jpeg_range"]  # load() refuses a JPEG SFTMD without it
         return int(low), int(high)
 
     def for_input(self, jpeg_quality: int | None) -> IKC:
@@ -378,6 +378,9 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
     jpeg_path = jpeg_sftmd_path(scale, folder)
     if jpeg_path.is_file():
         jpeg_sftmd, jpeg_pca, jpeg_meta = load_sftmd(jpeg_path)
+        if "jpeg_range" not in jpeg_meta:
+            raise CheckpointError(f"{jpeg_path} does not say which JPEG qualities it was trained on: export it with "
+                                  f"`python -m training.export --jpeg-sftmd-run`")
         if jpeg_sftmd.config.scale != scale or not np.array_equal(jpeg_pca.matrix, pca.matrix):
             raise CheckpointError(f"{jpeg_path} does not fit {path} (another scale or kernel PCA): export it from a "
                                   f"fine-tune of that SFTMD with `python -m training.export --jpeg-sftmd-run`")

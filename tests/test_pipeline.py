@@ -231,6 +231,14 @@ def test_a_jpeg_input_gets_the_jpeg_sftmd_with_the_same_estimators(tiny_checkpoi
     assert [s.sr.shape for s in jpeg.run(lr_image, 1)] == [(160, 200, 3)] * 2
 
 
+def test_a_jpeg_sftmd_that_does_not_say_its_qualities_is_refused(tiny_checkpoints, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    shutil.copy(folder / "sftmd_x4.safetensors", folder / "sftmd_x4_jpeg.safetensors")  # same PCA, no JPEG range
+    write_manifest(folder)
+    with pytest.raises(ikc.CheckpointError, match="which JPEG qualities"):
+        ikc.load(4, folder)
+
+
 def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_sftmd(tiny_checkpoints, photo_dir, tmp_path):
     with pytest.raises(SystemExit, match="not trained on JPEG"):
         export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
