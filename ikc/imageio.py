@@ -139,7 +139,7 @@ def save_png(pixels: np.ndarray, path: str | Path) -> Path:
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 to a (1, 3, H, W) float tensor in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0).float() / 255
+    return torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
 def to_pixels(images: torch.Tensor) -> np.ndarray:
