@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ikc.checkpoint import module_tensors, prefixed, read_file, read_pca, read_tensors, write_tensors
 from ikc.kernel_code import KernelPCA
 
-from .loop import RunLog
+from .loop import RunLog, exponential_average
 
 STATE_KEY = "meta"  # run states keep their metadata under this key (shipped files: "ikc")
 
@@ -37,6 +38,17 @@ def sftmd_weights(meta: dict) -> str:
     """Which weights of an SFTMD state to export: "ema" (the moving average) when it validated better, else
     "sftmd" (the trained weights)."""
     return "ema" if meta.get("ema_psnr", math.nan) > meta.get("last_psnr", math.nan) else "sftmd"  # NaN: never
+
+
+def resumed_average(model: nn.Module, decay: float, state_path: Path) -> AveragedModel | None:
+    """exponential_average of `model` (None when decay is 0), going on from the average a run's state saved under
+    "ema" when there is one; else it starts from the model's weights."""
+    ema = exponential_average(model, decay)
+    saved = prefixed(read_state(state_path)[0], "ema") if ema is not None and state_path.exists() else {}
+    if saved:
+        ema.module.load_state_dict(saved)
+        ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
+    return ema
 
 
 def load_state(path: Path, modules: dict[str, nn.Module],

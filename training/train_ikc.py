@@ -36,7 +36,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
 from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor
-from ikc.checkpoint import prefixed
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
@@ -44,8 +43,8 @@ from ikc.pipeline import IKC, load_sftmd
 
 from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import Batch, PatchSampler, list_images, split_holdout
-from .loop import RunLog, autocast, exponential_average, prepare_device, rate_schedule, setup_distributed, training_loop
-from .state import load_state, read_state, save_state, sftmd_weights, start_from_checkpoint
+from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
+from .state import load_state, read_state, resumed_average, save_state, sftmd_weights, start_from_checkpoint
 
 VALIDATION_CROP = 192  # HR px of each held-out photo's centre
 VALIDATION_STEPS = 7  # corrections in validation: what the app and the CLI run by default
@@ -183,11 +182,8 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         own_pca = pca
     if not np.array_equal(own_pca.matrix, pca.matrix):
         raise SystemExit(f"the Predictor/Corrector were trained with another kernel PCA than {sftmd_run}")
-    ema = exponential_average(nn.ModuleDict(modules), config.ema_decay)  # starts from the weights above
-    saved_average = prefixed(read_state(state_path)[0], "ema") if ema is not None and state_path.exists() else {}
-    if saved_average:
-        ema.module.load_state_dict(saved_average)
-        ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
+    averaged = nn.ModuleDict(modules)  # what the moving average follows
+    ema = resumed_average(averaged, config.ema_decay, state_path)  # or from the weights above
     validated = modules if ema is None else dict(ema.module.items())
     train_paths, held_out = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
@@ -241,7 +237,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         (loss_p + loss_c).backward()
         optimizer.step()
         if ema is not None:
-            ema.update_parameters(nn.ModuleDict(modules))
+            ema.update_parameters(averaged)
         return {"loss": (loss_p + loss_c).detach(), "p": loss_p.detach(), "c": loss_c.detach()}
 
     def meta(at: int, seconds: float) -> dict:

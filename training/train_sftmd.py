@@ -17,13 +17,12 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ikc.archs import SFTMD
-from ikc.checkpoint import prefixed
 from ikc.kernel_code import fit_pca
 
 from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
-from .loop import RunLog, autocast, exponential_average, prepare_device, rate_schedule, setup_distributed, training_loop
-from .state import load_state, read_state, save_state, start_from_checkpoint
+from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
+from .state import load_state, resumed_average, save_state, start_from_checkpoint
 from .validation import mean_psnr, validation_codes, validation_set
 
 
@@ -69,11 +68,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         pca, step, elapsed_before = start_from_checkpoint(from_checkpoint, {"sftmd": model}, config.scale, log)
     else:
         pca = fit_pca(0.2, 4.0, seed=config.pca_seed)
-    ema = exponential_average(model, config.ema_decay)  # starts from the weights above
-    saved_average = prefixed(read_state(state_path)[0], "ema") if ema is not None and state_path.exists() else {}
-    if saved_average:
-        ema.module.load_state_dict(saved_average)
-        ema.n_averaged.fill_(1)  # an average to go on from, not to be overwritten by the first update
+    ema = resumed_average(model, config.ema_decay, state_path)  # or from the weights above
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
