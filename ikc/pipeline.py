@@ -13,8 +13,10 @@ which reads noise from textured windows and underestimates it. With halve_revers
 that turns back (the width moves the other way than at the step before, so that step went past the
 kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
 
-An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop with an SFTMD trained on JPEG
-inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws.
+An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
+JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The
+Corrector still reads the lossless SFTMD's SR crops: it was trained on those, and misreads the smoother ones of
+the JPEG SFTMD (training/LOG.md, session 12).
 """
 from __future__ import annotations
 
@@ -175,6 +177,7 @@ class IKC:
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
+        self.estimation_sftmd = self.sftmd  # the SFTMD whose SR crops the Corrector reads (it was trained on its)
         self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
 
@@ -199,9 +202,9 @@ class IKC:
         return int(low), int(high)
 
     def for_input(self, jpeg_quality: int | None) -> IKC:
-        """The pipeline for an LR image stored as JPEG at `jpeg_quality` (None: lossless): the same Predictor and
-        Corrector with the JPEG SFTMD when one is loaded and the quality is at most its training range's top
-        (above it the image is nearly lossless); else this pipeline itself."""
+        """The pipeline for an LR image stored as JPEG at `jpeg_quality` (None: lossless): the JPEG SFTMD renders
+        when one is loaded and the quality is at most its training range's top (above it the image is nearly
+        lossless), while the kernel is still estimated on the lossless SFTMD's crops; else this pipeline itself."""
         if jpeg_quality is None or self.jpeg_range is None or jpeg_quality > self.jpeg_range[1]:
             return self
         variant = copy.copy(self)
@@ -264,6 +267,7 @@ class IKC:
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
             else self._predict(crops, lr_pixels)
         crop_sr, last_change = None, 0.0
+        reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
@@ -271,12 +275,12 @@ class IKC:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
                 code = code + update
-            if index < iterations or whole:
-                crop_sr = self._sftmd(crops, code.expand(len(crops), -1))
+            if index < iterations or reuse:
+                crop_sr = self._sftmd(crops, code.expand(len(crops), -1), self.estimation_sftmd)
             wanted = render == "all" or (render == "last" and index == iterations)
             sr = None
             if wanted:
-                sr = to_pixels(crop_sr) if whole else to_pixels(self._sftmd(lr, code))
+                sr = to_pixels(crop_sr) if reuse else to_pixels(self._sftmd(lr, code))
             step = self.describe(index, code[0].cpu().numpy(), sr)
             if on_step is not None:
                 on_step(step)
@@ -304,15 +308,17 @@ class IKC:
         corners = textured_windows(lr, size, self.estimation_crops)
         return torch.cat([lr[..., top:top + size, left:left + size] for top, left in corners])
 
-    def _sftmd(self, lr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """SFTMD on a batch of images, or over overlapping tiles when it needs more than the memory budget.
+    def _sftmd(self, lr: torch.Tensor, code: torch.Tensor, network: SFTMD | None = None) -> torch.Tensor:
+        """SFTMD (`network`, else the rendering one) on a batch of images, or over overlapping tiles when it needs
+        more than the memory budget.
 
         Each tile keeps only its core; the overlap covers the network's effective receptive field, so
         tiled and untiled outputs agree to 1/255 (tests check it).
         """
+        network = network or self.sftmd
         batch, _, height, width = lr.shape
         if batch * height * width <= self.tile_pixels:
-            return self.sftmd(lr.contiguous(memory_format=CL), code)
+            return network(lr.contiguous(memory_format=CL), code)
         side = max(16, int(math.sqrt(self.tile_pixels / batch)) - 2 * self.tile_overlap)
         s, pad = self.scale, self.tile_overlap
         out = torch.empty(batch, 3, height * s, width * s, device=lr.device)
@@ -321,7 +327,7 @@ class IKC:
                 bottom, right = min(top + side, height), min(left + side, width)
                 y0, x0 = max(top - pad, 0), max(left - pad, 0)
                 tile = lr[..., y0:min(bottom + pad, height), x0:min(right + pad, width)]
-                sr = self.sftmd(tile.contiguous(memory_format=CL), code)
+                sr = network(tile.contiguous(memory_format=CL), code)
                 out[..., top * s:bottom * s, left * s:right * s] = \
                     sr[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
         return out

@@ -229,6 +229,12 @@ def test_a_jpeg_input_gets_the_jpeg_sftmd_with_the_same_estimators(tiny_checkpoi
     assert np.array_equal(loaded.render(lr_image, code), model.render(lr_image, code))  # lossless: as before
     assert not np.array_equal(jpeg.render(lr_image, code), loaded.render(lr_image, code))
     assert [s.sr.shape for s in jpeg.run(lr_image, 1)] == [(160, 200, 3)] * 2
+    for crop in (ikc.pipeline.ESTIMATION_CROP, None):  # in windows, or on the whole image
+        lossless_steps = ikc.load(4, tiny_checkpoints, estimation_crop=crop).run(lr_image, 2)
+        jpeg_steps = ikc.load(4, tiny_checkpoints, estimation_crop=crop).for_input(60).run(lr_image, 2)
+        for lossless, compressed in zip(lossless_steps, jpeg_steps):  # estimated as the Corrector was trained
+            assert np.array_equal(lossless.code, compressed.code)
+            assert not np.array_equal(lossless.sr, compressed.sr)  # rendered by the JPEG SFTMD
 
 
 def test_a_jpeg_sftmd_that_does_not_say_its_qualities_is_refused(tiny_checkpoints, tmp_path):
