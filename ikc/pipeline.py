@@ -177,7 +177,7 @@ class IKC:
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
-        self.estimation_sftmd = self.sftmd  # the SFTMD whose SR crops the Corrector reads (it was trained on its)
+        self.estimation_sftmd = self.sftmd  # the SFTMD whose SR crops the Corrector reads (it was trained on them)
         self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
 
@@ -315,7 +315,7 @@ class IKC:
         Each tile keeps only its core; the overlap covers the network's effective receptive field, so
         tiled and untiled outputs agree to 1/255 (tests check it).
         """
-        network = network or self.sftmd
+        network = network if network is not None else self.sftmd
         batch, _, height, width = lr.shape
         if batch * height * width <= self.tile_pixels:
             return network(lr.contiguous(memory_format=CL), code)
