@@ -3,7 +3,7 @@
     python -m evaluation.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
-                                   [--estimation-crop 0] [--window-gap] [--best-render]
+                                   [--estimation-crop 0] [--window-gap] [--best-render] [--jpeg-quality Q]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
 ends and middle) and shrunk with the one `ikc` degradation. IKC then runs from each start: `predictor` (step 0
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,16 +37,20 @@ class Case:
     hr: np.ndarray  # (H, W, 3) uint8, modcropped
     lr: np.ndarray  # (H/s, W/s, 3) uint8
     width: float
+    jpeg_quality: int | None = None  # the LR image was saved as JPEG at this quality
 
 
-def make_cases(photos: list[tuple[str, np.ndarray]], scale: int, widths: list[float], crop: int) -> list[Case]:
-    """Each photo's centre crop (modcropped) degraded with each width, no noise."""
+def make_cases(photos: list[tuple[str, np.ndarray]], scale: int, widths: list[float], crop: int,
+               qualities: Sequence[int | None] = (None,)) -> list[Case]:
+    """Each photo's centre crop (modcropped) degraded with each width, no noise, stored lossless (None) or as
+    JPEG at each of `qualities`."""
     cases = []
     for name, image in photos:
         hr = ikc.modcrop(ikc.centre_crop(image, crop), scale)
         for width in widths:
             lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(width)), scale)
-            cases.append(Case(name, hr, lr, float(width)))
+            cases += [Case(name, hr, lr if q is None else ikc.jpeg_compress(lr, q), float(width), q)
+                      for q in qualities]
     return cases
 
 
@@ -72,7 +77,7 @@ def start_code(model: ikc.IKC, start: str) -> np.ndarray | None:
 def trajectory(model: ikc.IKC, case: Case, start: str, iterations: int,
                psnr: bool = True) -> tuple[list[float], list[float]]:
     """Estimated widths at steps 0..iterations, and PSNR-Y of each step's SR image (empty without psnr)."""
-    steps = model.run(case.lr, iterations, init_code=start_code(model, start), render="all" if psnr else "none")
+    steps = model.for_input(case.jpeg_quality).run(case.lr, iterations, init_code=start_code(model, start), render="all" if psnr else "none")
     widths = [step.kernel_width for step in steps]
     scores = [ikc.psnr_y(step.sr, case.hr, model.scale) for step in steps] if psnr else []
     return widths, scores
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also compare the final width of the fast loop with the whole-image loop's")
     parser.add_argument("--best-render", action="store_true",
                         help="also find, per true width, the assumed width offset SFTMD renders best (-0.6..0.6)")
+    parser.add_argument("--jpeg-quality", type=int, help="save each LR image as JPEG at this quality (30-95)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
@@ -186,14 +192,15 @@ def main(argv: list[str] | None = None) -> None:
     paths = list_images(args.hr_dir)[:args.limit]
     if not paths:
         raise SystemExit(f"no images in {args.hr_dir}")
-    cases = make_cases([(p.name, ikc.load_image(p)) for p in paths], args.scale, widths, args.crop)
+    cases = make_cases([(p.name, ikc.load_image(p)) for p in paths], args.scale, widths, args.crop,
+                       [ikc.check_jpeg_quality(args.jpeg_quality)])
     results = convergence(model, cases, starts, args.iterations, not args.no_psnr)
     for start, result in results.items():
         print(f"start {start:>9}: error " + " ".join(f"{e:.2f}" for e in result["error"])
               + f"  (ratio {result['ratio']:.2f})  bias " + " ".join(f"{b:+.2f}" for b in result["bias"])
               + ("  PSNR-Y " + " ".join(f"{p:.2f}" for p in result["psnr"]) if "psnr" in result else ""))
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
-               "crop": args.crop, "iterations": args.iterations, "checkpoints": str(args.checkpoints),
+               "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations, "checkpoints": str(args.checkpoints),
                "options": options, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})

@@ -39,6 +39,7 @@ class EstimatorConfig:
     nf: int = 64
     code_length: int = CODE_LENGTH
     correct_noise: bool = False  # as in the official IKC, the Corrector corrects the kernel only
+    corrector_sees_lr: bool = False  # the Corrector also sees the LR image it corrects for (see Corrector)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,15 +118,29 @@ class SFTMD(nn.Module):
         return out.clamp(0, 1)
 
 
+def high_pass(images: torch.Tensor) -> torch.Tensor:
+    """The image minus its 3x3 local mean."""
+    return images - F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="reflect"), 3, 1)
+
+
 def detail_map(images: torch.Tensor) -> torch.Tensor:
-    """High-pass detail (image minus its 3x3 local mean), scaled to unit std per image.
+    """High-pass detail, scaled to unit std per image.
 
     Blur shows in the shape of fine detail, not in brightness or contrast; removing those nuisances
     makes kernel estimation learnable in hundreds of steps instead of (measured) not at all.
     """
-    local_mean = F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="reflect"), 3, 1)
-    detail = images - local_mean
+    detail = high_pass(images)
     return detail / (detail.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
+
+
+def sharpening_maps(sr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """The LR image's detail map at SR size (bicubic) and, as one constant channel, the log ratio of the SR's
+    detail std to the upsampled LR's: how much SFTMD sharpened, which detail_map's own scaling hides."""
+    upsampled = F.interpolate(lr, size=sr.shape[-2:], mode="bicubic", align_corners=False)
+    lr_detail, sr_detail = high_pass(upsampled), high_pass(sr)
+    lr_std = lr_detail.std(dim=(1, 2, 3), keepdim=True) + 1e-3
+    ratio = torch.log((sr_detail.std(dim=(1, 2, 3), keepdim=True) + 1e-3) / lr_std)
+    return torch.cat((lr_detail / lr_std, ratio.expand(-1, 1, *sr.shape[-2:])), dim=1)
 
 
 class Predictor(nn.Module):
@@ -148,15 +163,17 @@ class Predictor(nn.Module):
 
 
 class Corrector(nn.Module):
-    """Proposes a code update dh from the current SR batch and its code."""
+    """Proposes a code update dh from the current SR batch and its code (with corrector_sees_lr, also from the
+    LR batch, as sharpening_maps: DAN's estimator sees both images)."""
 
     def __init__(self, config: EstimatorConfig = EstimatorConfig()):
         super().__init__()
         self.config = config
         nf, length = config.nf, config.code_length
+        inputs = 7 if config.corrector_sees_lr else 3
         layers: list[nn.Module] = []
         for index, stride in enumerate([1, 2, 1, 2, 1, 1, 1]):
-            layers += [nn.Conv2d(3 if index == 0 else nf, nf, 5, stride, 2), nn.LeakyReLU(0.1)]
+            layers += [nn.Conv2d(inputs if index == 0 else nf, nf, 5, stride, 2), nn.LeakyReLU(0.1)]
         self.convs = nn.Sequential(*layers)
         self.code_dense = nn.Sequential(nn.Linear(length, nf), nn.LeakyReLU(0.1),
                                         nn.Linear(nf, nf), nn.LeakyReLU(0.1))
@@ -164,8 +181,13 @@ class Corrector(nn.Module):
                                   nn.Conv2d(2 * nf, nf, 1), nn.LeakyReLU(0.1),
                                   nn.Conv2d(nf, length, 1))
 
-    def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        features = self.convs(detail_map(sr))
+    def forward(self, sr: torch.Tensor, code: torch.Tensor, lr: torch.Tensor | None = None) -> torch.Tensor:
+        image = detail_map(sr)
+        if self.config.corrector_sees_lr:
+            if lr is None:
+                raise ValueError("this Corrector also reads the LR image: pass lr")
+            image = torch.cat((image, sharpening_maps(sr, lr.to(sr))), dim=1)
+        features = self.convs(image)
         code_features = self.code_dense(code.to(sr)).reshape(sr.shape[0], -1, 1, 1)
         joined = torch.cat((features, code_features.expand_as(features)), dim=1)
         delta = self.fuse(joined).mean(dim=(2, 3))

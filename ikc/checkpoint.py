@@ -4,6 +4,7 @@ Shipped files, per scale s:
   checkpoints/sftmd_x{s}.safetensors   SFTMD weights, PCA, metadata
   checkpoints/ikc_x{s}.safetensors     Predictor and Corrector weights, the same PCA, metadata
   checkpoints/sftmd_x{s}_jpeg.safetensors   optional: an SFTMD trained on JPEG-compressed LR images, the same PCA
+  checkpoints/ikc_x{s}_jpeg.safetensors     optional: a Predictor and Corrector trained on JPEG-compressed LR images
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def jpeg_sftmd_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
 
 def estimators_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
     return Path(folder) / f"ikc_x{scale}.safetensors"
+
+
+def jpeg_estimators_path(scale: int, folder: Path = CHECKPOINT_DIR) -> Path:
+    return Path(folder) / f"ikc_x{scale}_jpeg.safetensors"
 
 
 def sha256(path: Path) -> str:

@@ -78,6 +78,8 @@ def process(model: IKC, source: Path, target: Path, iterations: int, trajectory:
     model = model.for_input(image.jpeg_quality)
     if model.uses_jpeg_sftmd:
         print(f"{source.name}: note: restored with the SFTMD trained on JPEG inputs")
+    if model.uses_jpeg_estimators:
+        print(f"{source.name}: note: kernel estimated by the Predictor and Corrector trained on JPEG inputs")
     steps = model.run(image.pixels, iterations, render="all" if trajectory else "last")
     save_png(steps[-1].sr, target)
     if trajectory:

@@ -36,6 +36,7 @@ from .checkpoint import (
     CHECKPOINT_DIR,
     CheckpointError,
     estimators_path,
+    jpeg_estimators_path,
     jpeg_sftmd_path,
     load_module,
     read_file,
@@ -160,7 +161,8 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool = False, jpeg_sftmd: SFTMD | None = None):
+                 halve_reversals: bool = False, jpeg_sftmd: SFTMD | None = None,
+                 jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
@@ -177,6 +179,8 @@ class IKC:
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
+        self.jpeg_estimators = None if jpeg_estimators is None else (
+            jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
         self.estimation_sftmd = self.sftmd  # the SFTMD whose SR crops the Corrector reads (it was trained on them)
         self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
@@ -196,25 +200,40 @@ class IKC:
     @property
     def jpeg_range(self) -> tuple[int, int] | None:
         """JPEG qualities the JPEG SFTMD was trained on, or None when there is none."""
-        if self.jpeg_sftmd is None:
-            return None
-        low, high = self.metadata["jpeg"]["jpeg_range"]  # load() refuses a JPEG SFTMD without it
+        return self._trained_range("jpeg") if self.jpeg_sftmd is not None else None
+
+    @property
+    def jpeg_estimators_range(self) -> tuple[int, int] | None:
+        """JPEG qualities the JPEG Predictor and Corrector were trained on, or None when there are none."""
+        return self._trained_range("jpeg_estimators") if self.jpeg_estimators is not None else None
+
+    def _trained_range(self, key: str) -> tuple[int, int]:
+        low, high = self.metadata[key]["jpeg_range"]  # load() refuses a JPEG network without it
         return int(low), int(high)
 
     def for_input(self, jpeg_quality: int | None) -> IKC:
         """The pipeline for an LR image stored as JPEG at `jpeg_quality` (None: lossless): the JPEG SFTMD renders
-        when one is loaded and the quality is at most its training range's top (above it the image is nearly
-        lossless), while the kernel is still estimated on the lossless SFTMD's crops; else this pipeline itself."""
-        if jpeg_quality is None or self.jpeg_range is None or jpeg_quality > self.jpeg_range[1]:
+        and the JPEG Predictor and Corrector estimate, each where one is loaded and the quality is at most its
+        training range's top (above it the image is nearly lossless); the Corrector always reads the lossless
+        SFTMD's crops, as in training. Else this pipeline itself."""
+        if jpeg_quality is None:
             return self
         variant = copy.copy(self)
-        variant.sftmd = self.jpeg_sftmd
-        return variant
+        if self.jpeg_range is not None and jpeg_quality <= self.jpeg_range[1]:
+            variant.sftmd = self.jpeg_sftmd
+        if self.jpeg_estimators_range is not None and jpeg_quality <= self.jpeg_estimators_range[1]:
+            variant.predictor, variant.corrector = self.jpeg_estimators
+        return self if variant.sftmd is self.sftmd and variant.predictor is self.predictor else variant
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
         """True for the variant `for_input` gives a JPEG: its SFTMD was trained on JPEG inputs."""
         return self.jpeg_sftmd is not None and self.sftmd is self.jpeg_sftmd
+
+    @property
+    def uses_jpeg_estimators(self) -> bool:
+        """True for the variant `for_input` gives a JPEG: its Predictor and Corrector were trained on JPEG inputs."""
+        return self.jpeg_estimators is not None and self.predictor is self.jpeg_estimators[0]
 
     @property
     def blind(self) -> bool:
@@ -270,7 +289,7 @@ class IKC:
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
-                update = self.corrector(crop_sr, code.expand(len(crops), -1)).mean(0, keepdim=True)
+                update = self.corrector(crop_sr, code.expand(len(crops), -1), crops).mean(0, keepdim=True)
                 if self.halve_reversals:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
@@ -347,6 +366,18 @@ def load_sftmd(path: Path) -> tuple[SFTMD, KernelPCA, dict]:
     return sftmd, read_pca(tensors), metadata
 
 
+def load_estimators(path: Path, pca: KernelPCA, sftmd_file: Path) -> tuple[Predictor, Corrector, dict]:
+    """The Predictor and Corrector of one checkpoint file and its metadata; CheckpointError when they do not fit
+    the SFTMD's kernel PCA."""
+    tensors, metadata = read_file(path)
+    if not np.array_equal(read_pca(tensors).matrix, pca.matrix):
+        raise CheckpointError(f"{path} was trained with another kernel PCA than {sftmd_file}: export both from the "
+                              f"same training run")
+    config = _configs(metadata, path, "estimator", EstimatorConfig)
+    return (load_module(Predictor(config), tensors, "predictor", path),
+            load_module(Corrector(config), tensors, "corrector", path), metadata)
+
+
 def available_scales(folder: Path = CHECKPOINT_DIR) -> list[int]:
     """Scales for which an SFTMD checkpoint exists in `folder`."""
     return [s for s in SCALES if sftmd_path(s, folder).is_file()]
@@ -366,17 +397,18 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
     sftmd, pca, metadata = load_sftmd(path)
     if sftmd.config.scale != scale:
         raise CheckpointError(f"{path} holds an x{sftmd.config.scale} network, not x{scale}")
-    predictor = corrector = None
+    predictor = corrector = jpeg_estimators = None
     estimators = estimators_path(scale, folder)
     if estimators.is_file():
-        est_tensors, est_meta = read_file(estimators)
-        if not np.array_equal(read_pca(est_tensors).matrix, pca.matrix):
-            raise CheckpointError(f"{estimators} was trained with another kernel PCA than {path}: export both "
-                                  f"from the same training run")
-        config = _configs(est_meta, estimators, "estimator", EstimatorConfig)
-        predictor = load_module(Predictor(config), est_tensors, "predictor", estimators)
-        corrector = load_module(Corrector(config), est_tensors, "corrector", estimators)
+        predictor, corrector, est_meta = load_estimators(estimators, pca, path)
         metadata = {**metadata, "estimators": est_meta}
+        jpeg_path = jpeg_estimators_path(scale, folder)
+        if jpeg_path.is_file():
+            *jpeg_estimators, jpeg_meta = load_estimators(jpeg_path, pca, path)
+            if "jpeg_range" not in jpeg_meta:
+                raise CheckpointError(f"{jpeg_path} does not say which JPEG qualities it was trained on: export it "
+                                      f"with `python -m training.export --jpeg-ikc-run`")
+            metadata = {**metadata, "jpeg_estimators": jpeg_meta}
     elif require_blind:
         raise CheckpointError(f"no Predictor/Corrector checkpoint {estimators.name} for x{scale}: blind SR needs "
                               f"it; train it with `python -m training.train_ikc`, or load with require_blind=False")
@@ -391,4 +423,5 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
             raise CheckpointError(f"{jpeg_path} does not fit {path} (another scale or kernel PCA): export it from a "
                                   f"fine-tune of that SFTMD with `python -m training.export --jpeg-sftmd-run`")
         metadata = {**metadata, "jpeg": jpeg_meta}
-    return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd, **options)
+    return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd,
+               jpeg_estimators=tuple(jpeg_estimators) if jpeg_estimators else None, **options)

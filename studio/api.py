@@ -77,7 +77,8 @@ def build_api() -> None:
             for step in model.steps(photo.pixels, count, render="last"):
                 records.append(step_record(step))
                 yield step.sr, {"scale": factor, "lr_size": [photo.pixels.shape[1], photo.pixels.shape[0]],
-                                "notes": photo.notes, "jpeg_sftmd": model.uses_jpeg_sftmd, "steps": records}
+                                "notes": photo.notes, "jpeg_sftmd": model.uses_jpeg_sftmd,
+                                "jpeg_estimators": model.uses_jpeg_estimators, "steps": records}
 
     degrade_button.click(degrade, [image, width, noise, scale, jpeg, noise_max], [lr_out, info], api_name="degrade",
                          preprocess=False)

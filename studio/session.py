@@ -141,9 +141,12 @@ def jpeg_note(model: ikc.IKC, run: RunResult) -> list[str]:
     """What the run did about JPEG compression, for the notes under the result ([] for a lossless image)."""
     if run.jpeg_quality is None:
         return []
-    if model.for_input(run.jpeg_quality).uses_jpeg_sftmd:
-        return ["restored with the SFTMD trained on JPEG inputs"]
-    return ["restored with the SFTMD trained on lossless images (no JPEG one for this scale and quality)"]
+    variant = model.for_input(run.jpeg_quality)
+    notes = (["restored with the SFTMD trained on JPEG inputs"] if variant.uses_jpeg_sftmd else
+             ["restored with the SFTMD trained on lossless images (no JPEG one for this scale and quality)"])
+    if variant.uses_jpeg_estimators:
+        notes.append("kernel estimated by the Predictor and Corrector trained on JPEG inputs")
+    return notes
 
 
 def step_record(step: ikc.Step) -> dict:

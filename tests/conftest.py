@@ -1,6 +1,7 @@
 """Shared fixtures: small photos from scikit-image, tiny checkpoints trained for a few steps, and app.py served."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -58,6 +59,21 @@ def tiny_checkpoints(tmp_path_factory, photo_dir) -> Path:
     out = root / "checkpoints"
     export.export(4, root / "sftmd", root / "ikc", out, photo_dir, jpeg_sftmd_run=root / "sftmd_jpeg")
     return out
+
+
+@pytest.fixture(scope="session")
+def jpeg_estimators_checkpoints(tiny_checkpoints, photo_dir, tmp_path_factory):
+    """The tiny checkpoints plus a Predictor and Corrector fine-tuned on JPEG inputs (quality 40-80)."""
+    root = tmp_path_factory.mktemp("jpeg_estimators")
+    config = TrainConfig(scale=4, nf=8, nb=1, estimator_nf=8, batch_size=2, lr_patch=12, holdout_images=1,
+                         validate_every=2, correction_steps=2, warmup_steps=1, jpeg_fraction=1.0, jpeg_min=40,
+                         jpeg_max=80, learning_rate=1e-2)
+    sftmd = tiny_checkpoints / "sftmd_x4.safetensors"
+    train_ikc.train(config, sftmd, photo_dir, root / "run", None, 5, 1,
+                    from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
+    folder = shutil.copytree(tiny_checkpoints, root / "checkpoints")
+    export.export(4, sftmd, None, folder, photo_dir, jpeg_ikc_run=root / "run")
+    return folder
 
 
 def connect(url: str, downloads: Path):

@@ -410,3 +410,11 @@ def test_a_run_told_its_input_is_a_jpeg_renders_every_step_with_the_jpeg_sftmd(t
     assert not np.array_equal(run.image(2), model.render(lr, run.steps[2].code))
     assert session.jpeg_note(model, run) == ["restored with the SFTMD trained on JPEG inputs"]
     assert session.jpeg_note(model, session.RunResult(lr, 4, 0)) == []  # not told: as a lossless image
+
+
+def test_a_jpeg_run_says_when_the_jpeg_estimators_estimated_its_kernel(jpeg_estimators_checkpoints):
+    model = ikc.load(4, jpeg_estimators_checkpoints)
+    lr = ikc.degrade_image(photo("coffee")[:128, :128], ikc.gaussian_kernel(2.0), 4, jpeg_quality=60)
+    assert session.jpeg_note(model, session.RunResult(lr, 4, 2, jpeg_quality=60)) == [
+        "restored with the SFTMD trained on JPEG inputs",
+        "kernel estimated by the Predictor and Corrector trained on JPEG inputs"]

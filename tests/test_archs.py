@@ -1,8 +1,10 @@
 """Networks: official parameter counts (no unused weights) and output shapes per scale."""
+import numpy as np
 import pytest
 import torch
 
 import ikc
+from training.state import widened
 
 
 def count(module):
@@ -36,3 +38,28 @@ def test_every_parameter_is_used():
 def test_unknown_scale_is_refused():
     with pytest.raises(ValueError, match="scale must be one of"):
         ikc.SFTMD(ikc.SFTMDConfig(scale=5))
+
+
+def test_sharpening_maps_give_the_lr_detail_and_how_much_the_sr_image_was_sharpened():
+    lr = torch.rand(2, 3, 12, 12)
+    upsampled = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    maps = ikc.archs.sharpening_maps(0.5 + 2 * (upsampled - 0.5), lr)  # detail doubled
+    assert maps.shape == (2, 4, 48, 48)
+    assert torch.allclose(maps[:, :3].std(dim=(1, 2, 3)), torch.ones(2), atol=0.05)  # unit-std LR detail (up to the 1e-3 floor)
+    assert torch.allclose(maps[:, 3], torch.full((2, 48, 48), float(np.log(2))), atol=0.05)
+
+
+def test_a_corrector_grown_to_see_the_lr_image_starts_as_it_was_and_then_reads_it():
+    torch.manual_seed(0)
+    plain = ikc.Corrector(ikc.EstimatorConfig(nf=8))
+    grown = ikc.Corrector(ikc.EstimatorConfig(nf=8, corrector_sees_lr=True))
+    own = grown.state_dict()
+    grown.load_state_dict({k: widened(v, own[k]) for k, v in plain.state_dict().items()})
+    sr, lr, code = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 12, 12), torch.randn(2, ikc.CODE_LENGTH)
+    assert torch.equal(grown(sr, code, lr), plain(sr, code))  # zero weights on the new inputs
+    with pytest.raises(ValueError, match="pass lr"):
+        grown(sr, code)
+    with torch.no_grad():
+        grown.convs[0].weight[:, 3:].normal_()
+    assert not torch.allclose(grown(sr, code, lr), grown(sr, code, torch.rand(2, 3, 12, 12)))
+    assert widened(torch.zeros(8, 3, 5, 5), torch.zeros(8, 3, 3, 3)) is None  # another kernel size does not fit

@@ -1,6 +1,7 @@
 """The convergence tool: per-step width error and PSNR-Y from several starts (evaluation.convergence)."""
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -48,3 +49,11 @@ def test_command_line_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert Image.open(tmp_path / "c.png").size[0] > 600
     offsets = summary["best_render_offset"]
     assert len(offsets) == 3 and all(-0.6 <= value <= 0.6 for value in offsets.values())
+
+
+def test_cases_can_store_the_lr_image_as_jpeg():
+    lossless, compressed = convergence.make_cases([("coffee", photo("coffee")[:130, :150])], 4, [1.8], crop=96,
+                                                  qualities=[None, 60])
+    assert (lossless.jpeg_quality, compressed.jpeg_quality) == (None, 60)
+    assert np.array_equal(compressed.lr, ikc.jpeg_compress(lossless.lr, 60))
+    assert np.array_equal(compressed.hr, lossless.hr) and compressed.width == lossless.width == 1.8

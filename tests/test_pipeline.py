@@ -250,3 +250,29 @@ def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_sftmd(tiny_checkpoints, 
         export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
                       jpeg_sftmd_run=tiny_checkpoints.parent / "sftmd")
 
+
+
+def test_a_jpeg_input_gets_the_jpeg_estimators_reading_the_lossless_sftmd(jpeg_estimators_checkpoints, lr_image):
+    model = ikc.load(4, jpeg_estimators_checkpoints)
+    assert model.jpeg_estimators_range == (40, 80) and not model.uses_jpeg_estimators
+    jpeg = model.for_input(60)
+    assert jpeg.uses_jpeg_estimators and jpeg.uses_jpeg_sftmd
+    assert jpeg.predictor is model.jpeg_estimators[0] and jpeg.estimation_sftmd is model.sftmd
+    assert model.for_input(None) is model and model.for_input(90) is model  # lossless, or above both ranges
+    jpeg_codes = [step.code for step in jpeg.run(lr_image, 2, render="none")]
+    lossless_codes = [step.code for step in model.run(lr_image, 2, render="none")]
+    assert all(not np.array_equal(a, b) for a, b in zip(jpeg_codes, lossless_codes))
+
+
+def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_estimators(tiny_checkpoints, photo_dir, tmp_path):
+    with pytest.raises(SystemExit, match="not trained on JPEG"):
+        export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
+                      jpeg_ikc_run=tiny_checkpoints.parent / "ikc")
+
+
+def test_jpeg_estimators_that_do_not_say_their_qualities_are_refused(tiny_checkpoints, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    shutil.copy(folder / "ikc_x4.safetensors", folder / "ikc_x4_jpeg.safetensors")  # same PCA, no JPEG range
+    write_manifest(folder)
+    with pytest.raises(ikc.CheckpointError, match="which JPEG qualities"):
+        ikc.load(4, folder)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ikc
-from evaluation import evaluate, tune_crops
+from evaluation import convergence, evaluate, tune_crops
 from ikc.kernel_code import decode_kernel, encode, estimate_width
 from training import config as run_config
 from training import dataset, export, loop, pack_photos, state, train_ikc, train_sftmd, validation
@@ -21,7 +21,7 @@ from training.loop import learning_rate, rate_schedule
 from training.state import read_state
 from training.train_ikc import Trajectories, perturbed_codes
 
-from .conftest import REPO
+from .conftest import REPO, photo
 
 TINY = dict(scale=4, nf=8, nb=1, estimator_nf=8, batch_size=2, lr_patch=12, holdout_images=1, validate_every=2,
             warmup_steps=1, correction_steps=2)
@@ -407,3 +407,30 @@ def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_
     assert json.loads((out / "set5_x4.json").read_text())["images"] == ["one.png"]
     assert "--set batch_size=2 --set lr_patch=12" in (tmp_path / "runs" / "choice.txt").read_text()
     assert ikc.load(4, out / "cand").jpeg_range == (30, 95), "call 3: an SFTMD for JPEG inputs beside them"
+
+
+def test_a_corrector_run_that_sees_the_lr_image_grows_from_a_shipped_one_and_exports(photo_dir, tiny_checkpoints,
+                                                                                    tmp_path):
+    config = TrainConfig(**{**TINY, "train_predictor": False, "corrector_sees_lr": True})
+    sftmd = tiny_checkpoints / "sftmd_x4.safetensors"
+    train_ikc.train(config, sftmd, photo_dir, tmp_path / "run", None, 4, 1,
+                    from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
+    export.export(4, sftmd, tmp_path / "run", tmp_path / "out", photo_dir)
+    model = ikc.load(4, tmp_path / "out")
+    assert model.corrector.config.corrector_sees_lr and model.corrector.convs[0].in_channels == 7
+    lr = ikc.degrade_image(photo("coffee")[:160, :160], ikc.gaussian_kernel(2.0), 4)
+    assert len(model.run(lr, 2, render="none")) == 3
+
+
+def test_a_jpeg_corrector_run_validates_on_compressed_crops_only(photo_dir, tiny_checkpoints, tmp_path, monkeypatch):
+    made = []
+
+    def recording(*args):
+        made.extend(convergence.make_cases(*args))
+        return made
+
+    monkeypatch.setattr(train_ikc, "make_cases", recording)
+    config = TrainConfig(**{**TINY, "jpeg_fraction": 1.0, "validation_jpeg": [60, 90], "validate_lossless": False})
+    error = train_ikc.train(config, tiny_checkpoints / "sftmd_x4.safetensors", photo_dir, tmp_path / "run", None, 4,
+                            1, from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
+    assert np.isfinite(error) and sorted({case.jpeg_quality for case in made}) == [60, 90]

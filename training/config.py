@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ikc.archs import SFTMD, SFTMDConfig
+from ikc.archs import SFTMD, EstimatorConfig, SFTMDConfig
 
 from .dataset import DegradationRange
 
@@ -24,6 +24,7 @@ class TrainConfig:
     nb: int = 16
     bicubic_skip: bool = True
     estimator_nf: int = 64
+    corrector_sees_lr: bool = False  # the Corrector also reads the LR image (EstimatorConfig)
     batch_size: int = 16
     lr_patch: int = 32
     learning_rate: float = 2e-4
@@ -82,6 +83,10 @@ class TrainConfig:
         """The config stored in a state file; keys of fields since removed are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    def estimator(self) -> EstimatorConfig:
+        """The Predictor's and Corrector's architecture."""
+        return EstimatorConfig(nf=self.estimator_nf, corrector_sees_lr=self.corrector_sees_lr)
 
     def degradations(self) -> DegradationRange:
         return DegradationRange(self.sigma_min, self.sigma_max, self.noise_max, self.clean_fraction,

@@ -3,6 +3,7 @@
     python -m training.export --scale 4 --sftmd-run runs/sftmd_x4 [--ikc-run runs/ikc_x4] [--out checkpoints]
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --ikc-run runs/c4/best.safetensors
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --jpeg-sftmd-run runs/sftmd_x4_jpeg
+    python -m training.export --scale 3 --sftmd-run checkpoints/sftmd_x3.safetensors --jpeg-ikc-run runs/pc3_jpeg
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
 one of its state files (best.safetensors: the state that converged best in validation).
@@ -18,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ikc.archs import Corrector, EstimatorConfig, Predictor
+from ikc.archs import Corrector, Predictor
 from ikc.checkpoint import (
     CHECKPOINT_DIR,
     estimators_path,
+    jpeg_estimators_path,
     jpeg_sftmd_path,
     read_file,
     read_pca,
@@ -88,9 +90,30 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
     return save_modules(target, {"sftmd": sftmd}, pca, metadata, storage_dtype({"sftmd": sftmd})), pca
 
 
+def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
+                      jpeg: bool = False) -> Path:
+    """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`. For
+    JPEG inputs (`jpeg`), the run must have trained on them, and the metadata keeps their qualities."""
+    ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
+    config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
+    if jpeg and config.jpeg_fraction <= 0:
+        raise SystemExit(f"{ikc_run} was not trained on JPEG inputs (jpeg_fraction 0)")
+    estimator = config.estimator()
+    estimators = {"predictor": Predictor(estimator), "corrector": Corrector(estimator)}
+    own_pca, meta = load_state(ikc_state, estimators, None)
+    if not np.array_equal(own_pca.matrix, pca.matrix):
+        raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
+    metadata = {**_common_metadata(config, meta, ikc_state.parent, data), "estimator": estimator.to_dict(),
+                "sftmd_step": meta.get("sftmd_step")}
+    if jpeg:
+        metadata["jpeg_range"] = [config.jpeg_min, config.jpeg_max]
+    return save_modules(target, estimators, pca, metadata, storage_dtype(estimators))
+
+
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
-           jpeg_sftmd_run: Path | None = None) -> list[Path]:
-    """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg) into `out`; returns the written paths."""
+           jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None) -> list[Path]:
+    """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`; returns the
+    written paths."""
     data = data_summary(data_dir)
     target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
     written = [target]
@@ -100,17 +123,10 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
             raise SystemExit(f"{jpeg_sftmd_run} was trained with another kernel PCA than {sftmd_run}")
         written.append(target)
     if ikc_run is not None:
-        ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
-        ikc_config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
-        estimator = EstimatorConfig(nf=ikc_config.estimator_nf)
-        predictor, corrector = Predictor(estimator), Corrector(estimator)
-        own_pca, ikc_meta = load_state(ikc_state, {"predictor": predictor, "corrector": corrector}, None)
-        if not np.array_equal(own_pca.matrix, pca.matrix):
-            raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
-        metadata = {**_common_metadata(ikc_config, ikc_meta, ikc_state.parent, data), "estimator": estimator.to_dict(),
-                    "sftmd_step": ikc_meta.get("sftmd_step")}
-        estimators = {"predictor": predictor, "corrector": corrector}
-        written.append(save_modules(estimators_path(scale, out), estimators, pca, metadata, storage_dtype(estimators)))
+        written.append(export_estimators(ikc_run, estimators_path(scale, out), pca, sftmd_run, data))
+    if jpeg_ikc_run is not None:
+        written.append(export_estimators(jpeg_ikc_run, jpeg_estimators_path(scale, out), pca, sftmd_run, data,
+                                         jpeg=True))
     for path in written:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the 10 MiB limit for a Space")
@@ -126,10 +142,13 @@ def main(argv: list[str] | None = None) -> None:
                                                      "only)")
     parser.add_argument("--jpeg-sftmd-run", type=Path, help="an SFTMD run trained on JPEG inputs (jpeg_fraction > 0): "
                                                            "shipped as sftmd_x{scale}_jpeg, used for JPEG inputs")
+    parser.add_argument("--jpeg-ikc-run", type=Path, help="a Predictor/Corrector run trained on JPEG inputs: shipped "
+                                                         "as ikc_x{scale}_jpeg, used for JPEG inputs")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
-    for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run):
+    for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
+                       args.jpeg_ikc_run):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

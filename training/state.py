@@ -69,17 +69,32 @@ def load_state(path: Path, modules: dict[str, nn.Module],
     return KernelPCA.from_tensors(prefixed(tensors, "pca")), meta
 
 
+def widened(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
+    """`weight` for a tensor shaped like `own`: itself when the shapes match; for a conv that reads more input
+    channels, its weights on the first ones and zero on the new ones (the network starts as it was); else None."""
+    if weight.shape == own.shape:
+        return weight
+    if weight.dim() == 4 and weight.shape[0] == own.shape[0] and weight.shape[2:] == own.shape[2:] \
+            and weight.shape[1] < own.shape[1]:
+        grown = torch.zeros_like(own, dtype=weight.dtype)
+        grown[:, :weight.shape[1]] = weight
+        return grown
+    return None
+
+
 def start_from_checkpoint(path: Path, modules: dict[str, nn.Module], scale: int,
                           log: RunLog | None = None) -> tuple[KernelPCA, int, float]:
     """Fill `modules` from a shipped checkpoint (tensors whose shapes fit); returns (PCA, step, seconds).
 
-    The step and hours carry on for the same scale; another scale (x2/x3 from the x4 body) starts at 0.
+    The step and hours carry on for the same scale; another scale (x2/x3 from the x4 body) starts at 0. A conv
+    that now reads more input channels keeps the checkpoint's weights for the old ones (see widened).
     """
     tensors, metadata = read_file(path)
     copied = total = 0
     for name, module in modules.items():
         own = module.state_dict()
-        fitting = {k: v.float() for k, v in prefixed(tensors, name).items() if k in own and own[k].shape == v.shape}
+        fitting = {k: widened(v.float(), own[k]) for k, v in prefixed(tensors, name).items()
+                   if k in own and widened(v, own[k]) is not None}
         module.load_state_dict({**own, **fitting})
         copied, total = copied + len(fitting), total + len(own)
     same_scale = metadata["scale"] == scale

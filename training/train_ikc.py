@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_cases
-from ikc.archs import SFTMD, Corrector, EstimatorConfig, Predictor
+from ikc.archs import SFTMD, Corrector, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
 from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
@@ -163,7 +163,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     log = RunLog(run_dir, enabled=rank == 0)
     sftmd, pca, sftmd_step = frozen_sftmd(sftmd_run)
     sftmd.to(device).eval().requires_grad_(False)
-    estimator = EstimatorConfig(nf=config.estimator_nf)
+    estimator = config.estimator()
     predictor, corrector = Predictor(estimator).to(device), Corrector(estimator).to(device, memory_format=CL)
     modules = {"predictor": predictor, "corrector": corrector}
     predictor.requires_grad_(config.train_predictor)
@@ -189,7 +189,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
     cases = make_cases([(p.name, load_image(p)) for p in held_out], config.scale, config.validation_sigmas,
-                       VALIDATION_CROP) if rank == 0 else []
+                       VALIDATION_CROP, config.validation_qualities()) if rank == 0 else []
     model = IKC(sftmd, pca, validated["predictor"], validated["corrector"])
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
@@ -228,7 +228,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
         for _ in range(config.correction_steps):
             with torch.no_grad(), autocast(device, config.amp):
                 sr = sftmd(lr_cl, code).float().contiguous(memory_format=CL)
-            corrected = code + c_net(sr, code)
+            corrected = code + c_net(sr, code, lr_cl)
             loss_c = loss_c + criterion(corrected, now.target) / config.correction_steps
             code = corrected.detach()
         if replayed:
