@@ -93,7 +93,8 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
                       jpeg: bool = False) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`. For
-    JPEG inputs (`jpeg`), the run must have trained on them, and the metadata keeps their qualities."""
+    JPEG inputs (`jpeg`), the run must have trained on them, the metadata keeps their qualities, and the weights
+    are stored in float16 (half the bytes, so that the tree still travels to a lent GPU with the packed photos)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
     if jpeg and config.jpeg_fraction <= 0:
@@ -107,7 +108,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
                 "sftmd_step": meta.get("sftmd_step")}
     if jpeg:
         metadata["jpeg_range"] = [config.jpeg_min, config.jpeg_max]
-    return save_modules(target, estimators, pca, metadata, storage_dtype(estimators))
+    return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
