@@ -182,7 +182,7 @@ class OvershootingCorrector(torch.nn.Module):
         super().__init__()
         self.target = torch.from_numpy(target)[None]
 
-    def forward(self, sr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, sr: torch.Tensor, code: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         update = 2 * (self.target - code)
         update[:, -1] = 0
         return update
@@ -237,9 +237,10 @@ def test_a_jpeg_input_gets_the_jpeg_sftmd_with_the_same_estimators(tiny_checkpoi
             assert not np.array_equal(lossless.sr, compressed.sr)  # rendered by the JPEG SFTMD
 
 
-def test_a_jpeg_sftmd_that_does_not_say_its_qualities_is_refused(tiny_checkpoints, tmp_path):
+@pytest.mark.parametrize("network", ["sftmd", "ikc"])
+def test_a_jpeg_network_that_does_not_say_its_qualities_is_refused(tiny_checkpoints, tmp_path, network):
     folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
-    shutil.copy(folder / "sftmd_x4.safetensors", folder / "sftmd_x4_jpeg.safetensors")  # same PCA, no JPEG range
+    shutil.copy(folder / f"{network}_x4.safetensors", folder / f"{network}_x4_jpeg.safetensors")  # no JPEG range
     write_manifest(folder)
     with pytest.raises(ikc.CheckpointError, match="which JPEG qualities"):
         ikc.load(4, folder)
@@ -268,11 +269,3 @@ def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_estimators(tiny_checkpoi
     with pytest.raises(SystemExit, match="not trained on JPEG"):
         export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
                       jpeg_ikc_run=tiny_checkpoints.parent / "ikc")
-
-
-def test_jpeg_estimators_that_do_not_say_their_qualities_are_refused(tiny_checkpoints, tmp_path):
-    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
-    shutil.copy(folder / "ikc_x4.safetensors", folder / "ikc_x4_jpeg.safetensors")  # same PCA, no JPEG range
-    write_manifest(folder)
-    with pytest.raises(ikc.CheckpointError, match="which JPEG qualities"):
-        ikc.load(4, folder)

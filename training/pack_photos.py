@@ -1,10 +1,10 @@
 """A compact copy of the training photos to carry to a lent GPU machine (its working tree is limited to 64 MiB).
 
-    python -m training.pack_photos --data data/train --out data/gpu_train [--crop 544 --quality 90]
+    python -m training.pack_photos --data data/train --out data/gpu_train [--crop 480 --quality 90]
 
 Each photo becomes its centre crop (at most crop x crop px) as a JPEG of the given quality with full-resolution
-colour (4:4:4), about a third of the PNG bytes per pixel. The held-out photos travel too. The defaults (11.8 MiB)
-leave room for the working tree (48.6 MiB with the SFTMDs for JPEG inputs of every scale) and Set5 (0.8 MiB).
+colour (4:4:4), about a third of the PNG bytes per pixel. The held-out photos travel too. The defaults (9.3 MiB)
+leave room for the working tree (50.7 MiB with the networks for JPEG inputs) and Set5 (0.8 MiB).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/train"))
     parser.add_argument("--out", type=Path, default=Path("data/gpu_train"))
-    parser.add_argument("--crop", type=int, default=544)
+    parser.add_argument("--crop", type=int, default=480)
     parser.add_argument("--quality", type=int, default=90)
     args = parser.parse_args(argv)
     print(f"{pack(args.data, args.out, args.crop, args.quality) / 2 ** 20:.1f} MiB in {args.out}")
