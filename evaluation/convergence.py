@@ -77,7 +77,8 @@ def start_code(model: ikc.IKC, start: str) -> np.ndarray | None:
 def trajectory(model: ikc.IKC, case: Case, start: str, iterations: int,
                psnr: bool = True) -> tuple[list[float], list[float]]:
     """Estimated widths at steps 0..iterations, and PSNR-Y of each step's SR image (empty without psnr)."""
-    steps = model.for_input(case.jpeg_quality).run(case.lr, iterations, init_code=start_code(model, start), render="all" if psnr else "none")
+    steps = model.for_input(case.jpeg_quality).run(case.lr, iterations, init_code=start_code(model, start),
+                                                   render="all" if psnr else "none")
     widths = [step.kernel_width for step in steps]
     scores = [ikc.psnr_y(step.sr, case.hr, model.scale) for step in steps] if psnr else []
     return widths, scores
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
               + f"  (ratio {result['ratio']:.2f})  bias " + " ".join(f"{b:+.2f}" for b in result["bias"])
               + ("  PSNR-Y " + " ".join(f"{p:.2f}" for p in result["psnr"]) if "psnr" in result else ""))
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
-               "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations, "checkpoints": str(args.checkpoints),
+               "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations,
+               "checkpoints": str(args.checkpoints),
                "options": options, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})

@@ -378,6 +378,13 @@ def load_estimators(path: Path, pca: KernelPCA, sftmd_file: Path) -> tuple[Predi
             load_module(Corrector(config), tensors, "corrector", path), metadata)
 
 
+def _require_jpeg_range(metadata: dict, path: Path, export_option: str) -> None:
+    """CheckpointError unless a network for JPEG inputs says which qualities it was trained on."""
+    if "jpeg_range" not in metadata:
+        raise CheckpointError(f"{path} does not say which JPEG qualities it was trained on: export it with "
+                              f"`python -m training.export {export_option}`")
+
+
 def available_scales(folder: Path = CHECKPOINT_DIR) -> list[int]:
     """Scales for which an SFTMD checkpoint exists in `folder`."""
     return [s for s in SCALES if sftmd_path(s, folder).is_file()]
@@ -404,10 +411,9 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
         metadata = {**metadata, "estimators": est_meta}
         jpeg_path = jpeg_estimators_path(scale, folder)
         if jpeg_path.is_file():
-            *jpeg_estimators, jpeg_meta = load_estimators(jpeg_path, pca, path)
-            if "jpeg_range" not in jpeg_meta:
-                raise CheckpointError(f"{jpeg_path} does not say which JPEG qualities it was trained on: export it "
-                                      f"with `python -m training.export --jpeg-ikc-run`")
+            jpeg_predictor, jpeg_corrector, jpeg_meta = load_estimators(jpeg_path, pca, path)
+            _require_jpeg_range(jpeg_meta, jpeg_path, "--jpeg-ikc-run")
+            jpeg_estimators = (jpeg_predictor, jpeg_corrector)
             metadata = {**metadata, "jpeg_estimators": jpeg_meta}
     elif require_blind:
         raise CheckpointError(f"no Predictor/Corrector checkpoint {estimators.name} for x{scale}: blind SR needs "
@@ -416,12 +422,10 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
     jpeg_path = jpeg_sftmd_path(scale, folder)
     if jpeg_path.is_file():
         jpeg_sftmd, jpeg_pca, jpeg_meta = load_sftmd(jpeg_path)
-        if "jpeg_range" not in jpeg_meta:
-            raise CheckpointError(f"{jpeg_path} does not say which JPEG qualities it was trained on: export it with "
-                                  f"`python -m training.export --jpeg-sftmd-run`")
+        _require_jpeg_range(jpeg_meta, jpeg_path, "--jpeg-sftmd-run")
         if jpeg_sftmd.config.scale != scale or not np.array_equal(jpeg_pca.matrix, pca.matrix):
             raise CheckpointError(f"{jpeg_path} does not fit {path} (another scale or kernel PCA): export it from a "
                                   f"fine-tune of that SFTMD with `python -m training.export --jpeg-sftmd-run`")
         metadata = {**metadata, "jpeg": jpeg_meta}
-    return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd,
-               jpeg_estimators=tuple(jpeg_estimators) if jpeg_estimators else None, **options)
+    return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd, jpeg_estimators=jpeg_estimators,
+               **options)

@@ -64,6 +64,13 @@ def _common_metadata(config: TrainConfig, meta: dict, run: Path, data: dict) -> 
                          "config": meta["config"], "data": data}}
 
 
+def trained_jpeg_range(config: TrainConfig, run: Path) -> list[int]:
+    """The JPEG qualities a run trained on, for a network used on JPEG inputs; SystemExit if it saw none."""
+    if config.jpeg_fraction <= 0:
+        raise SystemExit(f"{run} was not trained on JPEG inputs (jpeg_fraction 0)")
+    return [config.jpeg_min, config.jpeg_max]
+
+
 def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bool = False) -> tuple[Path, KernelPCA]:
     """Write one SFTMD (a run's state, or a shipped checkpoint copied as it is) to `target`: (path, its PCA).
     A JPEG SFTMD's metadata also keeps the JPEG qualities it was trained on."""
@@ -79,14 +86,12 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
     config = TrainConfig.from_dict(read_state(state)[1]["config"])
     if config.scale != scale:
         raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
-    if jpeg and config.jpeg_fraction <= 0:
-        raise SystemExit(f"{sftmd_run} was not trained on JPEG inputs (jpeg_fraction 0)")
     sftmd = build_sftmd(config)
     weights = sftmd_weights(read_state(state)[1])
     pca, meta = load_state(state, {weights: sftmd}, None)
     metadata = {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict(), "weights": weights}
     if jpeg:
-        metadata["jpeg_range"] = [config.jpeg_min, config.jpeg_max]
+        metadata["jpeg_range"] = trained_jpeg_range(config, sftmd_run)
     return save_modules(target, {"sftmd": sftmd}, pca, metadata, storage_dtype({"sftmd": sftmd})), pca
 
 
@@ -97,8 +102,6 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     are stored in float16 (half the bytes, so that the tree still travels to a lent GPU with the packed photos)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
-    if jpeg and config.jpeg_fraction <= 0:
-        raise SystemExit(f"{ikc_run} was not trained on JPEG inputs (jpeg_fraction 0)")
     estimator = config.estimator()
     estimators = {"predictor": Predictor(estimator), "corrector": Corrector(estimator)}
     own_pca, meta = load_state(ikc_state, estimators, None)
@@ -107,7 +110,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     metadata = {**_common_metadata(config, meta, ikc_state.parent, data), "estimator": estimator.to_dict(),
                 "sftmd_step": meta.get("sftmd_step")}
     if jpeg:
-        metadata["jpeg_range"] = [config.jpeg_min, config.jpeg_max]
+        metadata["jpeg_range"] = trained_jpeg_range(config, ikc_run)
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
