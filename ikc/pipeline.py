@@ -214,8 +214,9 @@ class IKC:
     def for_input(self, jpeg_quality: int | None) -> IKC:
         """The pipeline for an LR image stored as JPEG at `jpeg_quality` (None: lossless): the JPEG SFTMD renders
         and the JPEG Predictor and Corrector estimate, each where one is loaded and the quality is at most its
-        training range's top (above it the image is nearly lossless); the Corrector always reads the lossless
-        SFTMD's crops, as in training. Else this pipeline itself."""
+        training range's top (above it the image is nearly lossless). The Corrector reads the SR crops of the
+        SFTMD it was trained against: the lossless one, or the JPEG one for JPEG estimators trained on its
+        crops. Else this pipeline itself."""
         if jpeg_quality is None:
             return self
         variant = copy.copy(self)
@@ -223,7 +224,14 @@ class IKC:
             variant.sftmd = self.jpeg_sftmd
         if self.jpeg_estimators_range is not None and jpeg_quality <= self.jpeg_estimators_range[1]:
             variant.predictor, variant.corrector = self.jpeg_estimators
+            if self.jpeg_estimators_read_jpeg_sftmd:
+                variant.estimation_sftmd = self.jpeg_sftmd
         return self if variant.sftmd is self.sftmd and variant.predictor is self.predictor else variant
+
+    @property
+    def jpeg_estimators_read_jpeg_sftmd(self) -> bool:
+        """True when the JPEG Corrector was trained on the JPEG SFTMD's SR crops (else on the lossless one's)."""
+        return bool(self.metadata.get("jpeg_estimators", {}).get("reads_jpeg_sftmd", False))
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -427,5 +435,8 @@ def load(scale: int = 4, folder: Path | str = CHECKPOINT_DIR, require_blind: boo
             raise CheckpointError(f"{jpeg_path} does not fit {path} (another scale or kernel PCA): export it from a "
                                   f"fine-tune of that SFTMD with `python -m training.export --jpeg-sftmd-run`")
         metadata = {**metadata, "jpeg": jpeg_meta}
+    if metadata.get("jpeg_estimators", {}).get("reads_jpeg_sftmd") and jpeg_sftmd is None:
+        raise CheckpointError(f"{jpeg_estimators_path(scale, folder)} was trained on the JPEG SFTMD's SR images, "
+                              f"but {jpeg_path.name} is missing: export both with `python -m training.export`")
     return IKC(sftmd, pca, predictor, corrector, metadata, jpeg_sftmd=jpeg_sftmd, jpeg_estimators=jpeg_estimators,
                **options)

@@ -61,19 +61,23 @@ def tiny_checkpoints(tmp_path_factory, photo_dir) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def jpeg_estimators_checkpoints(tiny_checkpoints, photo_dir, tmp_path_factory):
-    """The tiny checkpoints plus a Predictor and Corrector fine-tuned on JPEG inputs (quality 40-80)."""
-    root = tmp_path_factory.mktemp("jpeg_estimators")
+def with_jpeg_estimators(tiny_checkpoints: Path, photo_dir: Path, root: Path, against: str = "sftmd_x4") -> Path:
+    """A copy of the tiny checkpoints in `root` plus a Predictor and Corrector fine-tuned on JPEG inputs (quality
+    40-80) against the SFTMD checkpoint `against` (the lossless one, or "sftmd_x4_jpeg")."""
     config = TrainConfig(scale=4, nf=8, nb=1, estimator_nf=8, batch_size=2, lr_patch=12, holdout_images=1,
                          validate_every=2, correction_steps=2, warmup_steps=1, jpeg_fraction=1.0, jpeg_min=40,
                          jpeg_max=80, learning_rate=1e-2)
-    sftmd = tiny_checkpoints / "sftmd_x4.safetensors"
-    train_ikc.train(config, sftmd, photo_dir, root / "run", None, 5, 1,
+    train_ikc.train(config, tiny_checkpoints / f"{against}.safetensors", photo_dir, root / "run", None, 5, 1,
                     from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
     folder = shutil.copytree(tiny_checkpoints, root / "checkpoints")
-    export.export(4, sftmd, None, folder, photo_dir, jpeg_ikc_run=root / "run")
+    export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, folder, photo_dir, jpeg_ikc_run=root / "run")
     return folder
+
+
+@pytest.fixture(scope="session")
+def jpeg_estimators_checkpoints(tiny_checkpoints, photo_dir, tmp_path_factory):
+    """The tiny checkpoints plus a Predictor and Corrector fine-tuned on JPEG inputs against the lossless SFTMD."""
+    return with_jpeg_estimators(tiny_checkpoints, photo_dir, tmp_path_factory.mktemp("jpeg_estimators"))
 
 
 def connect(url: str, downloads: Path):

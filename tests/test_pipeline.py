@@ -10,7 +10,7 @@ from ikc.checkpoint import write_manifest
 from ikc.pipeline import available_cpus, quota_cpus, textured_windows
 from training import export
 
-from .conftest import photo
+from .conftest import photo, with_jpeg_estimators
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +263,19 @@ def test_a_jpeg_input_gets_the_jpeg_estimators_reading_the_lossless_sftmd(jpeg_e
     jpeg_codes = [step.code for step in jpeg.run(lr_image, 2, render="none")]
     lossless_codes = [step.code for step in model.run(lr_image, 2, render="none")]
     assert all(not np.array_equal(a, b) for a, b in zip(jpeg_codes, lossless_codes))
+
+
+def test_jpeg_estimators_trained_on_the_jpeg_sftmd_read_its_crops(tiny_checkpoints, photo_dir, tmp_path, lr_image):
+    folder = with_jpeg_estimators(tiny_checkpoints, photo_dir, tmp_path, against="sftmd_x4_jpeg")
+    model = ikc.load(4, folder)
+    jpeg = model.for_input(60)
+    assert jpeg.uses_jpeg_estimators and jpeg.estimation_sftmd is model.jpeg_sftmd
+    assert model.estimation_sftmd is model.sftmd  # lossless inputs: as before
+    assert len(jpeg.run(lr_image, 1, render="none")) == 2
+    (folder / "sftmd_x4_jpeg.safetensors").unlink()
+    write_manifest(folder)
+    with pytest.raises(ikc.CheckpointError, match="trained on the JPEG SFTMD's SR images"):
+        ikc.load(4, folder)
 
 
 def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_estimators(tiny_checkpoints, photo_dir, tmp_path):

@@ -111,6 +111,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
                 "sftmd_step": meta.get("sftmd_step")}
     if jpeg:
         metadata["jpeg_range"] = trained_jpeg_range(config, ikc_run)
+        metadata["reads_jpeg_sftmd"] = bool(meta.get("sftmd_jpeg", False))  # the SR crops its Corrector read
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 

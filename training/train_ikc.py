@@ -131,16 +131,18 @@ class Trajectories:
                             torch.cat([code[:keep], self.code]), torch.cat([fresh, self.rounds]))
 
 
-def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int]:
-    """The SFTMD to train against, its PCA and step: from a run folder's state or a shipped checkpoint file."""
+def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int, bool]:
+    """The SFTMD to train against, its PCA, step and whether it was trained on JPEG inputs: from a run folder's
+    state or a shipped checkpoint file."""
     if source.is_file():
         sftmd, pca, metadata = load_sftmd(source)
-        return sftmd.to(memory_format=CL), pca, metadata["training"]["steps"]
+        return sftmd.to(memory_format=CL), pca, metadata["training"]["steps"], "jpeg_range" in metadata
     state = source / "state.safetensors"
     meta = read_state(state)[1]
-    sftmd = build_sftmd(TrainConfig.from_dict(meta["config"]))  # its own architecture
+    config = TrainConfig.from_dict(meta["config"])
+    sftmd = build_sftmd(config)  # its own architecture
     pca, meta = load_state(state, {sftmd_weights(meta): sftmd}, None)  # the moving average if it validated better
-    return sftmd, pca, meta["step"]
+    return sftmd, pca, meta["step"], config.jpeg_fraction > 0
 
 
 def validate(model: IKC, cases, steps: int) -> tuple[str, float]:
@@ -161,7 +163,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     rank, world = setup_distributed()
     prepare_device(device, threads)
     log = RunLog(run_dir, enabled=rank == 0)
-    sftmd, pca, sftmd_step = frozen_sftmd(sftmd_run)
+    sftmd, pca, sftmd_step, sftmd_jpeg = frozen_sftmd(sftmd_run)
     sftmd.to(device).eval().requires_grad_(False)
     estimator = config.estimator()
     predictor, corrector = Predictor(estimator).to(device), Corrector(estimator).to(device, memory_format=CL)
@@ -242,6 +244,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
 
     def meta(at: int, seconds: float) -> dict:
         return {"step": at, "config": config.to_dict(), "sftmd_run": str(sftmd_run), "sftmd_step": sftmd_step,
+                "sftmd_jpeg": sftmd_jpeg,
                 "val_width_error": last["error"], "train_seconds": elapsed_before + seconds}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
