@@ -434,3 +434,12 @@ def test_a_jpeg_corrector_run_validates_on_compressed_crops_only(photo_dir, tiny
     error = train_ikc.train(config, tiny_checkpoints / "sftmd_x4.safetensors", photo_dir, tmp_path / "run", None, 4,
                             1, from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
     assert np.isfinite(error) and sorted({case.jpeg_quality for case in made}) == [60, 90]
+
+
+def test_a_corrector_run_can_also_validate_on_a_folder_of_development_photos(photo_dir, tmp_path):
+    held_out = split_holdout(list_images(photo_dir), 1)[1]
+    assert train_ikc.validation_photos(TrainConfig(**TINY), held_out) == held_out
+    config = TrainConfig(**TINY, validation_photos=str(photo_dir), validation_limit=2)
+    assert train_ikc.validation_photos(config, held_out) == held_out + list_images(photo_dir)[:2]
+    with pytest.raises(SystemExit, match="no folder"):
+        train_ikc.validation_photos(TrainConfig(**TINY, validation_photos=str(tmp_path / "missing")), held_out)

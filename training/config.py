@@ -53,6 +53,8 @@ class TrainConfig:
     jpeg_max: int = 95
     validation_jpeg: int | list[int] | None = None  # also validate on the held-out LR crops saved as JPEG at these
     validate_lossless: bool = True  # false: validate on the JPEG crops only (a network used only for JPEG inputs)
+    validation_photos: str | None = None  # a folder (the development set, BSD58) validated on besides the held-out
+    validation_limit: int = 10  # photos: its first this many by name (the 4 held-out photos are smooth ones)
     pca_seed: int = 0
     seed: int = 0
     holdout_images: int = 4

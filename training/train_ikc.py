@@ -145,6 +145,17 @@ def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int, bool]:
     return sftmd, pca, meta["step"], config.jpeg_fraction > 0
 
 
+def validation_photos(config: TrainConfig, held_out: list[Path]) -> list[Path]:
+    """The photos a P/C run validates on: the held-out training photos, plus the first `validation_limit` of
+    `validation_photos` by name when that folder is set (the development set: more textured photos)."""
+    if config.validation_photos is None:
+        return held_out
+    folder = Path(config.validation_photos)
+    if not folder.is_dir():
+        raise SystemExit(f"validation_photos: no folder {folder}")
+    return held_out + list_images(folder)[:config.validation_limit]
+
+
 def validate(model: IKC, cases, steps: int) -> tuple[str, float]:
     """Run the correction loop on held-out cases from the Predictor's guess and from both far starts; returns
     a log line (mean width error at step 0 -> last per start) and the mean last-step error over the starts."""
@@ -190,8 +201,8 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
     train_paths, held_out = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
-    cases = make_cases([(p.name, load_image(p)) for p in held_out], config.scale, config.validation_sigmas,
-                       VALIDATION_CROP, config.validation_qualities()) if rank == 0 else []
+    cases = make_cases([(p.name, load_image(p)) for p in validation_photos(config, held_out)], config.scale,
+                       config.validation_sigmas, VALIDATION_CROP, config.validation_qualities()) if rank == 0 else []
     model = IKC(sftmd, pca, validated["predictor"], validated["corrector"])
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
