@@ -87,8 +87,9 @@ def trajectory(model: ikc.IKC, case: Case, start: str, iterations: int,
 def convergence(model: ikc.IKC, cases: list[Case], starts: list[str], iterations: int = 7,
                 psnr: bool = True) -> dict[str, dict[str, list[float]]]:
     """Per start: mean |width error| at each step ("error"), its ratio to step 0's at the last step ("ratio"),
-    the mean signed error per step ("bias": > 0 reads too wide, which costs more PSNR than too narrow) and mean
-    PSNR-Y per step ("psnr", when asked)."""
+    the mean signed error per step ("bias": > 0 reads too wide, which costs more PSNR than too narrow), the same
+    per true width ("bias_by_width": where the loop settles for each) and mean PSNR-Y per step ("psnr", when
+    asked)."""
     results = {}
     for start in starts:
         errors, scores = [], []
@@ -97,9 +98,13 @@ def convergence(model: ikc.IKC, cases: list[Case], starts: list[str], iterations
             errors.append(np.array(widths) - case.width)
             scores.append(case_scores)
         error, bias = np.mean(np.abs(errors), axis=0), np.mean(errors, axis=0)
+        truths = np.array([case.width for case in cases])
         results[start] = {"error": [round(float(e), 4) for e in error],
                           "ratio": round(float(error[-1] / max(error[0], 1e-6)), 4),
-                          "bias": [round(float(b), 4) for b in bias]}
+                          "bias": [round(float(b), 4) for b in bias],
+                          "bias_by_width": {str(w): [round(float(b), 4) for b in
+                                                    np.mean(np.array(errors)[truths == w], axis=0)]
+                                            for w in sorted(set(truths.tolist()))}}
         if psnr:
             results[start]["psnr"] = [round(float(p), 3) for p in np.mean(scores, axis=0)]
     return results
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"start {start:>9}: error " + " ".join(f"{e:.2f}" for e in result["error"])
               + f"  (ratio {result['ratio']:.2f})  bias " + " ".join(f"{b:+.2f}" for b in result["bias"])
               + ("  PSNR-Y " + " ".join(f"{p:.2f}" for p in result["psnr"]) if "psnr" in result else ""))
+        for width, bias in result["bias_by_width"].items():
+            print(f"  true width {width}: bias " + " ".join(f"{b:+.2f}" for b in bias))
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
                "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations,
                "checkpoints": str(args.checkpoints),

@@ -30,6 +30,10 @@ def test_errors_per_step_start_at_the_start_width(tiny_checkpoints):
         assert result["ratio"] == pytest.approx(result["error"][-1] / result["error"][0], abs=1e-3)
     assert results["1.0"]["error"][0] == pytest.approx((0.8 + 2.2) / 2, abs=0.011)
     assert results["1.0"]["bias"][0] == pytest.approx(-(0.8 + 2.2) / 2, abs=0.011)  # both truths wider than 1.0
+    by_width = results["1.0"]["bias_by_width"]
+    assert set(by_width) == {"1.8", "3.2"} and len(by_width["1.8"]) == 4
+    assert by_width["1.8"][0] == pytest.approx(-0.8, abs=0.011) and by_width["3.2"][0] == pytest.approx(-2.2, abs=0.011)
+    assert np.mean([by_width["1.8"], by_width["3.2"]], axis=0) == pytest.approx(results["1.0"]["bias"], abs=1e-3)
     widths_only = convergence.convergence(model, cases, ["1.0"], iterations=3, psnr=False)
     assert widths_only["1.0"]["error"] == results["1.0"]["error"] and "psnr" not in widths_only["1.0"]
 
