@@ -64,3 +64,21 @@ def test_the_corrector_reads_its_sr_image(scale):
     corrected = [model.run(ikc.degrade_image(hr, ikc.gaussian_kernel(width), scale), 1, init_code=told,
                            render="none")[-1].kernel_width for width in (low, high)]
     assert corrected[1] - corrected[0] > 0.1 * (high - low)
+
+
+JPEG_ESTIMATED = [s for s in SHIPPED if (CHECKPOINT_DIR / f"ikc_x{s}_jpeg.safetensors").is_file()]
+
+
+@pytest.mark.parametrize("scale", JPEG_ESTIMATED)
+@pytest.mark.slow
+def test_the_jpeg_predictor_reads_a_jpeg_kernel_closer_than_the_lossless_one(scale):
+    model = ikc.load(scale)
+    jpeg = model.for_input(70)
+    assert jpeg.uses_jpeg_estimators and model.jpeg_estimators_range == (30, 95)
+    width = {2: 1.2, 3: 1.85, 4: 2.6}[scale]
+    errors = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        lr = ikc.degrade_image(photo(name)[:288, :288], ikc.gaussian_kernel(width), scale, jpeg_quality=70)
+        errors.append([abs(m.run(lr, 0, render="none")[0].kernel_width - width) for m in (model, jpeg)])
+    lossless_error, jpeg_error = np.mean(errors, axis=0)
+    assert jpeg_error < lossless_error - 0.05  # block edges no longer read as a sharp kernel
