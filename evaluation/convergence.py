@@ -97,13 +97,12 @@ def convergence(model: ikc.IKC, cases: list[Case], starts: list[str], iterations
             widths, case_scores = trajectory(model, case, start, iterations, psnr)
             errors.append(np.array(widths) - case.width)
             scores.append(case_scores)
+        errors, truths = np.array(errors), np.array([case.width for case in cases])
         error, bias = np.mean(np.abs(errors), axis=0), np.mean(errors, axis=0)
-        truths = np.array([case.width for case in cases])
         results[start] = {"error": [round(float(e), 4) for e in error],
                           "ratio": round(float(error[-1] / max(error[0], 1e-6)), 4),
                           "bias": [round(float(b), 4) for b in bias],
-                          "bias_by_width": {str(w): [round(float(b), 4) for b in
-                                                    np.mean(np.array(errors)[truths == w], axis=0)]
+                          "bias_by_width": {str(w): [round(float(b), 4) for b in np.mean(errors[truths == w], axis=0)]
                                             for w in sorted(set(truths.tolist()))}}
         if psnr:
             results[start]["psnr"] = [round(float(p), 3) for p in np.mean(scores, axis=0)]

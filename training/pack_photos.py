@@ -4,7 +4,7 @@
 
 Each photo becomes its centre crop (at most crop x crop px) as a JPEG of the given quality with full-resolution
 colour (4:4:4), about a third of the PNG bytes per pixel. The held-out photos travel too. The defaults (9.3 MiB)
-leave room for the working tree (50.7 MiB with the networks for JPEG inputs) and Set5 (0.8 MiB).
+leave room for the working tree (52.8 MiB with the networks for JPEG inputs) and Set5 (0.8 MiB).
 """
 from __future__ import annotations
 
