@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--no-psnr", action="store_true", help="widths only (no full renders)")
-    parser.add_argument("--halve-reversals", action="store_true",
-                        help="apply a Corrector update that turns back at half size (IKC's halve_reversals)")
+    parser.add_argument("--halve-reversals", action=argparse.BooleanOptionalAction,
+                        help="apply a Corrector update that turns back at half size, or not (default: as the "
+                             "Corrector's checkpoint says; IKC.halves_reversals)")
     parser.add_argument("--predictor-noise", action="store_true", help="the Predictor's noise level, not the image's")
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
     parser.add_argument("--window-gap", action="store_true",
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
                "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations,
                "checkpoints": str(args.checkpoints),
-               "options": options, "results": results}
+               "options": {**options, "halve_reversals": model.halves_reversals}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)

@@ -142,8 +142,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="how many textured crops they look at (their estimates are averaged)")
     parser.add_argument("--final-only", action="store_true",
                         help="render only IKC's steps 0 (p_sftmd) and last (ikc), no per-iteration curve; ~4x faster")
-    parser.add_argument("--halve-reversals", action="store_true",
-                        help="apply a Corrector update that turns back at half size (IKC's halve_reversals)")
+    parser.add_argument("--halve-reversals", action=argparse.BooleanOptionalAction,
+                        help="apply a Corrector update that turns back at half size, or not (default: as the "
+                             "Corrector's checkpoint says; IKC.halves_reversals)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the (image, width) pairs; same result, faster on several cores")
     args = parser.parse_args(argv)
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["seconds"] = round(time.time() - started, 1)
     result["estimation_crop"] = args.estimation_crop or None
     result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
-    result["halve_reversals"] = args.halve_reversals
+    result["halve_reversals"] = model.halves_reversals if model is not None and blind else None
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))

@@ -11,7 +11,9 @@ the whole image only for the steps that are shown. Where the image's flat region
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
-kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6).
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). It is a
+property of a Corrector (whether it overshoots), so by default its checkpoint says (`training.export
+--halve-reversals`).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
 JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The
@@ -161,7 +163,7 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool = False, jpeg_sftmd: SFTMD | None = None,
+                 halve_reversals: bool | None = None, jpeg_sftmd: SFTMD | None = None,
                  jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
@@ -177,7 +179,7 @@ class IKC:
         self.tile_pixels = tile_pixels or int(memory_budget() / activation_bytes_per_pixel(sftmd.config))
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
-        self.halve_reversals = halve_reversals
+        self.halve_reversals = halve_reversals  # None: as the Corrector's checkpoint says (halves_reversals)
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
         self.jpeg_estimators = None if jpeg_estimators is None else (
             jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
@@ -232,6 +234,15 @@ class IKC:
     def jpeg_estimators_read_jpeg_sftmd(self) -> bool:
         """True when the JPEG Corrector was trained on the JPEG SFTMD's SR crops (else on the lossless one's)."""
         return bool(self.metadata.get("jpeg_estimators", {}).get("reads_jpeg_sftmd", False))
+
+    @property
+    def halves_reversals(self) -> bool:
+        """Whether a Corrector update that turns back is applied at half size: as asked when the pipeline was made,
+        else as the checkpoint of the Corrector in use says."""
+        if self.halve_reversals is not None:
+            return self.halve_reversals
+        estimators = "jpeg_estimators" if self.uses_jpeg_estimators else "estimators"
+        return bool(self.metadata.get(estimators, {}).get("halve_reversals", False))
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -293,12 +304,12 @@ class IKC:
         whole = crops.shape[0] == 1 and crops.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
             else self._predict(crops, lr_pixels)
-        crop_sr, last_change = None, 0.0
+        crop_sr, last_change, halve = None, 0.0, self.halves_reversals
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(crops), -1), crops).mean(0, keepdim=True)
-                if self.halve_reversals:
+                if halve:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
                 code = code + update

@@ -201,6 +201,27 @@ def test_a_step_that_turns_back_is_halved_which_stops_an_overshooting_corrector(
         assert widths[-1] == pytest.approx(1.0, abs=0.02) and widths[-2] > 3.0  # back where it started
 
 
+def test_export_sets_the_halving_of_a_shipped_corrector_which_the_loop_follows_unless_told(tiny_checkpoints,
+                                                                                            photo_dir, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    before = ikc.load(4, folder)
+    assert before.halve_reversals is None and not before.halves_reversals  # a file without the flag: off
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--halve-reversals", "on"])
+    after = ikc.load(4, folder)  # the rewritten file still matches SHA256SUMS
+    assert after.halves_reversals and not ikc.load(4, folder, halve_reversals=False).halves_reversals
+    for name, weights in before.corrector.state_dict().items():
+        assert torch.equal(weights, after.corrector.state_dict()[name])
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--halve-reversals", "off"])
+    assert not ikc.load(4, folder).halves_reversals
+
+
+def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):
+    with pytest.raises(SystemExit, match="no .*ikc_x4.safetensors"):
+        export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir, halve_reversals=True)
+
+
 def test_the_noise_level_of_step_0_is_read_from_the_image(tiny_checkpoints):
     hr = ikc.modcrop(photo("astronaut"), 4)
     noisy = ikc.degrade_image(hr, ikc.gaussian_kernel(2.0), 4, 12.0, seed=3)

@@ -4,9 +4,12 @@
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --ikc-run runs/c4/best.safetensors
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --jpeg-sftmd-run runs/sftmd_x4_jpeg
     python -m training.export --scale 3 --sftmd-run checkpoints/sftmd_x3.safetensors --jpeg-ikc-run runs/pc3_jpeg
+    python -m training.export --scale 2 --sftmd-run checkpoints/sftmd_x2.safetensors --halve-reversals on
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
-one of its state files (best.safetensors: the state that converged best in validation).
+one of its state files (best.safetensors: the state that converged best in validation). --halve-reversals sets,
+in ikc_x{scale} (just written or already in --out, its weights unchanged), whether the loop halves a Corrector
+update that turns back (ikc.IKC.halves_reversals): that depends on how much this Corrector overshoots.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from ikc.checkpoint import (
     save_modules,
     sftmd_path,
     write_manifest,
+    write_tensors,
 )
 from ikc.kernel_code import KernelPCA
 
@@ -115,10 +119,18 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
+def set_halve_reversals(path: Path, halve: bool) -> Path:
+    """Rewrite a Predictor/Corrector file with the loop's halving flag set to `halve`, its weights unchanged."""
+    tensors, metadata = read_file(path)
+    weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
+    return write_tensors(path, weights, read_pca(tensors), {**metadata, "halve_reversals": halve}, "ikc")
+
+
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
-           jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None) -> list[Path]:
-    """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`; returns the
-    written paths."""
+           jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None,
+           halve_reversals: bool | None = None) -> list[Path]:
+    """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
+    ikc_x{scale}'s halving flag unless `halve_reversals` is None; returns the written paths."""
     data = data_summary(data_dir)
     target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
     written = [target]
@@ -132,6 +144,13 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
     if jpeg_ikc_run is not None:
         written.append(export_estimators(jpeg_ikc_run, jpeg_estimators_path(scale, out), pca, sftmd_run, data,
                                          jpeg=True))
+    if halve_reversals is not None:
+        estimators = estimators_path(scale, out)
+        if not estimators.is_file():
+            raise SystemExit(f"--halve-reversals: no {estimators} (export one with --ikc-run)")
+        write_manifest(out)  # read_file verifies it, and it may have just been written
+        set_halve_reversals(estimators, halve_reversals)
+        written += [] if estimators in written else [estimators]
     for path in written:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the 10 MiB limit for a Space")
@@ -149,11 +168,15 @@ def main(argv: list[str] | None = None) -> None:
                                                            "shipped as sftmd_x{scale}_jpeg, used for JPEG inputs")
     parser.add_argument("--jpeg-ikc-run", type=Path, help="a Predictor/Corrector run trained on JPEG inputs: shipped "
                                                          "as ikc_x{scale}_jpeg, used for JPEG inputs")
+    parser.add_argument("--halve-reversals", choices=("on", "off"),
+                        help="whether the loop halves ikc_x{scale}'s Corrector updates that turn back (default: as "
+                             "the file says; a new file: off)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
+    halve = None if args.halve_reversals is None else args.halve_reversals == "on"
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
-                       args.jpeg_ikc_run):
+                       args.jpeg_ikc_run, halve):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
