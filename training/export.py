@@ -100,10 +100,11 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 
 
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
-                      jpeg: bool = False) -> Path:
-    """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`. For
-    JPEG inputs (`jpeg`), the run must have trained on them, the metadata keeps their qualities, and the weights
-    are stored in float16 (half the bytes, so that the tree still travels to a lent GPU with the packed photos)."""
+                      jpeg: bool = False, halve_reversals: bool | None = None) -> Path:
+    """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
+    the loop's halving flag when `halve_reversals` is given. For JPEG inputs (`jpeg`), the run must have trained
+    on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
+    tree still travels to a lent GPU with the packed photos)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
     estimator = config.estimator()
@@ -116,6 +117,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     if jpeg:
         metadata["jpeg_range"] = trained_jpeg_range(config, ikc_run)
         metadata["reads_jpeg_sftmd"] = bool(meta.get("sftmd_jpeg", False))  # the SR crops its Corrector read
+    if halve_reversals is not None:
+        metadata["halve_reversals"] = halve_reversals
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
@@ -139,18 +142,17 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
         if not np.array_equal(jpeg_pca.matrix, pca.matrix):
             raise SystemExit(f"{jpeg_sftmd_run} was trained with another kernel PCA than {sftmd_run}")
         written.append(target)
+    estimators = estimators_path(scale, out)
     if ikc_run is not None:
-        written.append(export_estimators(ikc_run, estimators_path(scale, out), pca, sftmd_run, data))
+        written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data,
+                                         halve_reversals=halve_reversals))
+    elif halve_reversals is not None:
+        if not estimators.is_file():
+            raise SystemExit(f"--halve-reversals: no {estimators} (export one with --ikc-run)")
+        written.append(set_halve_reversals(estimators, halve_reversals))
     if jpeg_ikc_run is not None:
         written.append(export_estimators(jpeg_ikc_run, jpeg_estimators_path(scale, out), pca, sftmd_run, data,
                                          jpeg=True))
-    if halve_reversals is not None:
-        estimators = estimators_path(scale, out)
-        if not estimators.is_file():
-            raise SystemExit(f"--halve-reversals: no {estimators} (export one with --ikc-run)")
-        write_manifest(out)  # read_file verifies it, and it may have just been written
-        set_halve_reversals(estimators, halve_reversals)
-        written += [] if estimators in written else [estimators]
     for path in written:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the 10 MiB limit for a Space")
