@@ -33,14 +33,15 @@ from training.dataset import list_images
 METHODS = ("bicubic", "sftmd_gt", "p_sftmd", "ikc")
 
 
-PairScores = tuple[dict[str, tuple[float, float]], list[float]]
+PairScores = tuple[dict[str, tuple[float, float]], list[float], list[float]]
 
 
 def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scale: int, noise: float,
                iterations: int, methods: tuple[str, ...], per_iteration: bool = True,
                jpeg_quality: int | None = None) -> PairScores:
-    """(PSNR-Y, SSIM-Y) per method for one (image, width) pair, and IKC's PSNR-Y per step (empty without IKC
-    or per_iteration; without it only steps 0 and last are rendered, about 4x faster at 7 iterations)."""
+    """(PSNR-Y, SSIM-Y) per method for one (image, width) pair, IKC's PSNR-Y per step (empty without IKC or
+    per_iteration; without it only steps 0 and last are rendered, about 4x faster at 7 iterations) and the
+    estimated kernel width per step (empty without IKC), so a loss can be traced to the photo that drifted."""
     hr = ikc.modcrop(ikc.load_image(path), scale)
     lr = ikc.degrade_image(hr, ikc.gaussian_kernel(float(sigma)), scale, noise, seed=index, jpeg_quality=jpeg_quality)
     model = model.for_input(jpeg_quality) if model is not None else None  # the JPEG SFTMD where one ships
@@ -52,17 +53,19 @@ def score_pair(model: ikc.IKC | None, path: Path, sigma: float, index: int, scal
         told = model.super_resolve(lr, ikc.gaussian_kernel(float(sigma)), noise)
         scores["sftmd_gt"] = ikc.psnr_ssim_y(told, hr, scale)
     per_step: list[float] = []
+    widths: list[float] = []
     if "ikc" in methods or "p_sftmd" in methods:
         steps = model.run(lr, iterations if "ikc" in methods else 0, render="all" if per_iteration else "none")
         ends = dict.fromkeys((0, len(steps) - 1))  # one render when there is no iteration
         srs = [step.sr for step in steps] if per_iteration else [model.render(lr, steps[i].code) for i in ends]
         step_scores = [ikc.psnr_ssim_y(sr, hr, scale) for sr in srs]
         per_step = [psnr for psnr, _ in step_scores] if per_iteration else []
+        widths = [float(step.kernel_width) for step in steps]
         if "p_sftmd" in methods:
             scores["p_sftmd"] = step_scores[0]
         if "ikc" in methods:
             scores["ikc"] = step_scores[-1]
-    return scores, per_step
+    return scores, per_step, widths
 
 
 _worker_model: ikc.IKC | None = None
@@ -82,7 +85,8 @@ def _score_in_worker(task: tuple) -> PairScores:
 def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: list[float], noise: float,
              iterations: int, methods: tuple[str, ...], workers: int = 1, per_iteration: bool = True,
              jpeg_quality: int | None = None) -> dict:
-    """Mean PSNR-Y / SSIM-Y per method over every (image, width) pair, plus IKC's PSNR-Y per iteration.
+    """Mean PSNR-Y / SSIM-Y per method over every (image, width) pair, plus IKC's PSNR-Y per iteration, and
+    under "pairs" each pair's scores with its estimated width per step.
 
     With `workers` > 1 the pairs are shared among that many processes (the torch threads split between
     them); each pair keeps its noise seed, so the result is the same as with one worker.
@@ -101,11 +105,15 @@ def evaluate(model: ikc.IKC | None, hr_paths: list[Path], scale: int, sigmas: li
         "scale": scale, "sigmas": [round(float(s), 4) for s in sigmas], "noise": noise, "jpeg_quality": jpeg_quality,
         "iterations": iterations,
         "images": [p.name for p in hr_paths],
-        "methods": {m: {"psnr_y": float(np.mean([scores[m][0] for scores, _ in pair_scores])),
-                        "ssim_y": float(np.mean([scores[m][1] for scores, _ in pair_scores]))} for m in methods},
+        "methods": {m: {"psnr_y": float(np.mean([scores[m][0] for scores, _, _ in pair_scores])),
+                        "ssim_y": float(np.mean([scores[m][1] for scores, _, _ in pair_scores]))} for m in methods},
     }
     if "ikc" in methods and per_iteration:
-        result["ikc_per_iteration"] = [float(v) for v in np.mean([steps for _, steps in pair_scores], axis=0)]
+        result["ikc_per_iteration"] = [float(v) for v in np.mean([steps for _, steps, _ in pair_scores], axis=0)]
+    result["pairs"] = [{"image": task[0].name, "sigma": float(task[1]),
+                        "psnr_y": {m: float(psnr) for m, (psnr, _) in scores.items()},
+                        "ikc_per_iteration": [float(v) for v in steps], "width_per_step": widths}
+                       for task, (scores, steps, widths) in zip(tasks, pair_scores)]
     return result
 
 

@@ -120,6 +120,12 @@ def test_evaluate_contract_json_keys(tiny_checkpoints, photo_dir, tmp_path):
     assert len(result["ikc_per_iteration"]) == 3
     assert result["ikc_per_iteration"][-1] == pytest.approx(result["methods"]["ikc"]["psnr_y"])
     assert result["ikc_per_iteration"][0] == pytest.approx(result["methods"]["p_sftmd"]["psnr_y"])
+    assert [(pair["image"], pair["sigma"]) for pair in result["pairs"]][:2] == [(result["images"][0], 1.8),
+                                                                             (result["images"][0], 3.2)]
+    assert len(result["pairs"]) == 2 * len(result["images"])
+    assert np.mean([pair["psnr_y"]["ikc"] for pair in result["pairs"]]) == pytest.approx(
+        result["methods"]["ikc"]["psnr_y"])
+    assert all(len(pair["width_per_step"]) == 3 and 0 < min(pair["width_per_step"]) for pair in result["pairs"])
 
 
 @pytest.mark.slow
