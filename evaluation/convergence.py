@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--halve-reversals", action=argparse.BooleanOptionalAction,
                         help="apply a Corrector update that turns back at half size, or not (default: as the "
                              "Corrector's checkpoint says; IKC.halves_reversals)")
+    parser.add_argument("--gaussian-codes", action=argparse.BooleanOptionalAction,
+                        help="move every step's code onto the nearest isotropic Gaussian, or not (default: as the "
+                             "Corrector's checkpoint says; IKC.keeps_gaussian_codes)")
     parser.add_argument("--predictor-noise", action="store_true", help="the Predictor's noise level, not the image's")
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
     parser.add_argument("--window-gap", action="store_true",
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
     ikc.use_available_cpus()
-    options = {"noise_from_image": not args.predictor_noise, "halve_reversals": args.halve_reversals}
+    options = {"noise_from_image": not args.predictor_noise, "halve_reversals": args.halve_reversals,
+               "gaussian_codes": args.gaussian_codes}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
     model = ikc.load(args.scale, args.checkpoints, **options)
@@ -210,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"hr_dir": str(args.hr_dir), "scale": args.scale, "photos": len(paths), "widths": widths,
                "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations,
                "checkpoints": str(args.checkpoints),
-               "options": {**options, "halve_reversals": model.halves_reversals}, "results": results}
+               "options": {**options, "halve_reversals": model.halves_reversals,
+                           "gaussian_codes": model.keeps_gaussian_codes}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)

@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--halve-reversals", action=argparse.BooleanOptionalAction,
                         help="apply a Corrector update that turns back at half size, or not (default: as the "
                              "Corrector's checkpoint says; IKC.halves_reversals)")
+    parser.add_argument("--gaussian-codes", action=argparse.BooleanOptionalAction,
+                        help="move every step's code onto the nearest isotropic Gaussian, or not (default: as the "
+                             "Corrector's checkpoint says; IKC.keeps_gaussian_codes)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the (image, width) pairs; same result, faster on several cores")
     args = parser.parse_args(argv)
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = ikc.load(args.scale, args.checkpoints, require_blind=blind,
                      estimation_crop=args.estimation_crop or None,
                      estimation_crops=args.estimation_crops,
-                     halve_reversals=args.halve_reversals) if needs_model else None
+                     halve_reversals=args.halve_reversals,
+                     gaussian_codes=args.gaussian_codes) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
                       args.iterations, methods, args.workers, not args.final_only, args.jpeg_quality)
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["estimation_crop"] = args.estimation_crop or None
     result["estimation_crops"] = args.estimation_crops if args.estimation_crop else None
     result["halve_reversals"] = model.halves_reversals if model is not None and blind else None
+    result["gaussian_codes"] = model.keeps_gaussian_codes if model is not None and blind else None
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))

@@ -99,3 +99,14 @@ def estimate_width(kernels: np.ndarray) -> np.ndarray:
     flat = kernels.reshape(-1, size * size)
     distances = ((flat[:, None, :] - _width_bank(size)[None]) ** 2).sum(-1)
     return WIDTH_GRID[distances.argmin(1)].reshape(kernels.shape[:-2])
+
+
+def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
+    """Codes (..., CODE_LENGTH) moved onto the isotropic Gaussians the networks were trained on: each kernel part
+    replaced by the code of the Gaussian nearest its kernel (estimate_width), the noise entry kept."""
+    codes = np.asarray(codes, np.float32)
+    widths = estimate_width(decode_kernel(pca, codes))
+    kernels = np.stack([gaussian_kernel(float(w), pca.kernel_size) for w in widths.ravel()])
+    projected = encode(pca, kernels.reshape(*widths.shape, pca.kernel_size, pca.kernel_size))
+    projected[..., PCA_COMPONENTS] = codes[..., PCA_COMPONENTS]
+    return projected

@@ -54,6 +54,7 @@ from .kernel_code import (
     decode_noise,
     encode,
     estimate_width,
+    nearest_gaussian_code,
     spread_projection,
 )
 from .noise import estimate_noise
@@ -163,7 +164,8 @@ class IKC:
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
                  tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
-                 halve_reversals: bool | None = None, jpeg_sftmd: SFTMD | None = None,
+                 halve_reversals: bool | None = None, gaussian_codes: bool | None = None,
+                 jpeg_sftmd: SFTMD | None = None,
                  jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
@@ -180,6 +182,7 @@ class IKC:
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals  # None: as the Corrector's checkpoint says (halves_reversals)
+        self.gaussian_codes = gaussian_codes  # None: as the Corrector's checkpoint says (keeps_gaussian_codes)
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
         self.jpeg_estimators = None if jpeg_estimators is None else (
             jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
@@ -239,10 +242,20 @@ class IKC:
     def halves_reversals(self) -> bool:
         """Whether a Corrector update that turns back is applied at half size: as asked when the pipeline was made,
         else as the checkpoint of the Corrector in use says."""
-        if self.halve_reversals is not None:
-            return self.halve_reversals
+        return self._loop_flag(self.halve_reversals, "halve_reversals")
+
+    @property
+    def keeps_gaussian_codes(self) -> bool:
+        """Whether every step's code is moved onto the nearest isotropic Gaussian (kernel_code.nearest_gaussian_code),
+        the kernels SFTMD was trained on: as asked when the pipeline was made, else as the Corrector's checkpoint says."""
+        return self._loop_flag(self.gaussian_codes, "gaussian_codes")
+
+    def _loop_flag(self, asked: bool | None, key: str) -> bool:
+        """A loop setting: `asked` unless None, else the flag `key` in the checkpoint of the Corrector in use."""
+        if asked is not None:
+            return asked
         estimators = "jpeg_estimators" if self.uses_jpeg_estimators else "estimators"
-        return bool(self.metadata.get(estimators, {}).get("halve_reversals", False))
+        return bool(self.metadata.get(estimators, {}).get(key, False))
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -313,6 +326,8 @@ class IKC:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
                 code = code + update
+                if self.keeps_gaussian_codes:
+                    code = torch.from_numpy(nearest_gaussian_code(self.pca, code.cpu().numpy())).to(self.device)
             if index < iterations or reuse:
                 crop_sr = self._sftmd(crops, code.expand(len(crops), -1), self.estimation_sftmd)
             wanted = render == "all" or (render == "last" and index == iterations)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ikc
-from ikc.kernel_code import CODE_LENGTH, decode_noise
+from ikc.kernel_code import CODE_LENGTH, decode_noise, nearest_gaussian_code
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +42,15 @@ def test_decoded_kernels_are_valid_even_for_wild_codes(pca):
     assert np.all(kernels >= 0)
     assert kernels.sum(axis=(1, 2)) == pytest.approx(np.ones(4), abs=1e-5)
     assert np.all(decode_noise(wild) >= 0)
+
+
+def test_nearest_gaussian_code_keeps_a_gaussian_and_moves_an_off_curve_code_onto_one(pca):
+    gaussian = ikc.encode(pca, ikc.gaussian_kernel(2.3), noise_sigma=5.0)
+    assert np.allclose(nearest_gaussian_code(pca, gaussian), gaussian, atol=1e-5)
+    off_curve = gaussian + np.random.default_rng(1).normal(0, 0.3, (3, CODE_LENGTH)).astype(np.float32)
+    projected = nearest_gaussian_code(pca, off_curve)
+    widths = ikc.estimate_width(ikc.decode_kernel(pca, off_curve))
+    expected = ikc.encode(pca, np.stack([ikc.gaussian_kernel(float(w)) for w in widths]), off_curve[:, -1] * 25)
+    assert projected.shape == (3, CODE_LENGTH) and np.allclose(projected, expected, atol=1e-5)
+    assert not np.allclose(projected[:, :-1], off_curve[:, :-1], atol=0.05)  # it did move
+    assert np.array_equal(projected[:, -1], off_curve[:, -1])  # the noise entry is kept

@@ -217,9 +217,31 @@ def test_export_sets_the_halving_of_a_shipped_corrector_which_the_loop_follows_u
     assert not ikc.load(4, folder).halves_reversals
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_with_gaussian_codes_every_corrected_code_is_an_isotropic_gaussians(model, lr_image, keep):
+    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, model.corrector, gaussian_codes=keep)
+    steps = looped.run(lr_image, 3, render="none")
+    on_curve = [np.allclose(step.code, looped.code_for(ikc.gaussian_kernel(step.kernel_width), step.noise_sigma),
+                            atol=1e-4) for step in steps]
+    assert on_curve[1:] == [keep] * 3  # the tiny Corrector's updates leave the Gaussians unless moved back
+    assert np.array_equal(steps[0].code, ikc.IKC(model.sftmd, model.pca, model.predictor, model.corrector)
+                          .run(lr_image, 0, render="none")[0].code)  # step 0 is the Predictor's guess either way
+
+
+def test_export_sets_gaussian_codes_which_a_run_trained_that_way_implies(tiny_checkpoints, photo_dir, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    assert not ikc.load(4, folder).keeps_gaussian_codes  # a file without the flag: off
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--gaussian-codes", "on"])
+    model = ikc.load(4, folder)
+    assert model.keeps_gaussian_codes and not model.halves_reversals  # the other flag is left alone
+    assert not ikc.load(4, folder, gaussian_codes=False).keeps_gaussian_codes
+
+
 def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):
     with pytest.raises(SystemExit, match="no .*ikc_x4.safetensors"):
-        export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir, halve_reversals=True)
+        export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
+                      loop_flags={"halve_reversals": True})
 
 
 def test_the_noise_level_of_step_0_is_read_from_the_image(tiny_checkpoints):

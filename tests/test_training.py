@@ -12,7 +12,7 @@ import torch
 
 import ikc
 from evaluation import convergence, evaluate, tune_crops
-from ikc.kernel_code import decode_kernel, encode, estimate_width
+from ikc.kernel_code import decode_kernel, encode, estimate_width, nearest_gaussian_code
 from training import config as run_config
 from training import dataset, export, loop, pack_photos, state, train_ikc, train_sftmd, validation
 from training.config import TrainConfig
@@ -426,6 +426,24 @@ def test_a_corrector_run_that_sees_the_lr_image_grows_from_a_shipped_one_and_exp
     assert model.corrector.config.corrector_sees_lr and model.corrector.convs[0].in_channels == 7
     lr = ikc.degrade_image(photo("coffee")[:160, :160], ikc.gaussian_kernel(2.0), 4)
     assert len(model.run(lr, 2, render="none")) == 3
+
+
+def test_a_corrector_run_on_gaussian_codes_moves_its_codes_and_exports_a_corrector_the_loop_keeps_on_them(
+        photo_dir, tiny_checkpoints, tmp_path, monkeypatch):
+    moved = []
+
+    def recording(pca, codes):
+        moved.append(len(codes))
+        return nearest_gaussian_code(pca, codes)
+
+    monkeypatch.setattr(train_ikc, "nearest_gaussian_code", recording)
+    config = TrainConfig(**{**TINY, "train_predictor": False, "gaussian_codes": True})
+    sftmd = tiny_checkpoints / "sftmd_x4.safetensors"
+    train_ikc.train(config, sftmd, photo_dir, tmp_path / "run", None, 4, 1,
+                    from_checkpoint=tiny_checkpoints / "ikc_x4.safetensors")
+    assert moved and set(moved) == {config.batch_size}  # every correction step of every batch
+    export.export(4, sftmd, tmp_path / "run", tmp_path / "out", photo_dir)
+    assert ikc.load(4, tmp_path / "out").keeps_gaussian_codes
 
 
 def test_a_jpeg_corrector_run_validates_on_compressed_crops_only(photo_dir, tiny_checkpoints, tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ class TrainConfig:
     predictor_start_texture_pick: int | None = None  # the Predictor-start share drawn this way (None: texture_pick)
     replay_fraction: float = 0.0  # share of each P/C batch that carries on earlier batches' trajectories
     replay_rounds: int = 2  # a trajectory is carried on into at most this many later batches
+    gaussian_codes: bool = False  # each Corrector update lands on the nearest isotropic Gaussian, as in the loop
     noise_weight: float = 0.0
     sigma_min: float = 0.2
     sigma_max: float = 4.0

@@ -7,9 +7,11 @@
     python -m training.export --scale 2 --sftmd-run checkpoints/sftmd_x2.safetensors --halve-reversals on
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
-one of its state files (best.safetensors: the state that converged best in validation). --halve-reversals sets,
-in ikc_x{scale} (just written or already in --out, its weights unchanged), whether the loop halves a Corrector
-update that turns back (ikc.IKC.halves_reversals): that depends on how much this Corrector overshoots.
+one of its state files (best.safetensors: the state that converged best in validation). The loop flags set, in
+ikc_x{scale} (just written or already in --out, its weights unchanged), how the loop runs this Corrector:
+--halve-reversals whether it halves an update that turns back (ikc.IKC.halves_reversals; that depends on how much
+the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
+(ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .config import TrainConfig, build_sftmd
 from .state import load_state, read_state, sftmd_weights
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
+LOOP_FLAGS = ("halve_reversals", "gaussian_codes")  # how the loop runs a Corrector: kept in its checkpoint (ikc.IKC)
 
 
 def storage_dtype(modules: dict[str, torch.nn.Module]) -> torch.dtype:
@@ -100,9 +103,9 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 
 
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
-                      jpeg: bool = False, halve_reversals: bool | None = None) -> Path:
+                      jpeg: bool = False, loop_flags: dict[str, bool] | None = None) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
-    the loop's halving flag when `halve_reversals` is given. For JPEG inputs (`jpeg`), the run must have trained
+    the given loop flags (LOOP_FLAGS) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
     on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
     tree still travels to a lent GPU with the packed photos)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
@@ -117,23 +120,24 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     if jpeg:
         metadata["jpeg_range"] = trained_jpeg_range(config, ikc_run)
         metadata["reads_jpeg_sftmd"] = bool(meta.get("sftmd_jpeg", False))  # the SR crops its Corrector read
-    if halve_reversals is not None:
-        metadata["halve_reversals"] = halve_reversals
+    if config.gaussian_codes:
+        metadata["gaussian_codes"] = True  # trained on codes kept on the Gaussians: the loop must keep them there
+    metadata.update(loop_flags or {})
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
-def set_halve_reversals(path: Path, halve: bool) -> Path:
-    """Rewrite a Predictor/Corrector file with the loop's halving flag set to `halve`, its weights unchanged."""
+def set_loop_flags(path: Path, flags: dict[str, bool]) -> Path:
+    """Rewrite a Predictor/Corrector file with the given loop flags (LOOP_FLAGS), its weights unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
-    return write_tensors(path, weights, read_pca(tensors), {**metadata, "halve_reversals": halve}, "ikc")
+    return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
 
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
            jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None,
-           halve_reversals: bool | None = None) -> list[Path]:
+           loop_flags: dict[str, bool] | None = None) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
-    ikc_x{scale}'s halving flag unless `halve_reversals` is None; returns the written paths."""
+    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given; returns the written paths."""
     data = data_summary(data_dir)
     target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
     written = [target]
@@ -144,12 +148,12 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
         written.append(target)
     estimators = estimators_path(scale, out)
     if ikc_run is not None:
-        written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data,
-                                         halve_reversals=halve_reversals))
-    elif halve_reversals is not None:
+        written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data, loop_flags=loop_flags))
+    elif loop_flags:
         if not estimators.is_file():
-            raise SystemExit(f"--halve-reversals: no {estimators} (export one with --ikc-run)")
-        written.append(set_halve_reversals(estimators, halve_reversals))
+            raise SystemExit(f"--{' --'.join(flag.replace('_', '-') for flag in loop_flags)}: no {estimators} "
+                             f"(export one with --ikc-run)")
+        written.append(set_loop_flags(estimators, loop_flags))
     if jpeg_ikc_run is not None:
         written.append(export_estimators(jpeg_ikc_run, jpeg_estimators_path(scale, out), pca, sftmd_run, data,
                                          jpeg=True))
@@ -173,12 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--halve-reversals", choices=("on", "off"),
                         help="whether the loop halves ikc_x{scale}'s Corrector updates that turn back (default: as "
                              "the file says; a new file: off)")
+    parser.add_argument("--gaussian-codes", choices=("on", "off"),
+                        help="whether the loop moves each of ikc_x{scale}'s Corrector updates onto the nearest "
+                             "isotropic Gaussian (default: as the file says; a new file: as the run trained)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
-    halve = None if args.halve_reversals is None else args.halve_reversals == "on"
+    flags = {flag: getattr(args, flag) == "on" for flag in LOOP_FLAGS if getattr(args, flag) is not None}
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
-                       args.jpeg_ikc_run, halve):
+                       args.jpeg_ikc_run, flags):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

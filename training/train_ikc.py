@@ -12,6 +12,8 @@ N(0, perturbed_width_std); it then follows its own updates, so it learns from th
 With `replay_fraction` > 0 that share of each batch carries on trajectories of earlier batches (their LR
 patch and the code they reached), so the Corrector also learns from the states its later steps visit (the
 app runs 7 steps; a batch unrolls `correction_steps`) at no extra cost per step.
+With `gaussian_codes` every Corrector update is moved onto the nearest isotropic Gaussian before the next step,
+as the loop does for a Corrector exported with that flag (ikc.IKC.keeps_gaussian_codes).
 With `train_predictor: false` only the Corrector learns; with `amp` the frozen SFTMD's passes run under bf16
 autocast (the Predictor and Corrector stay fp32: their code updates are small). `--sftmd-run` is a run folder or a
 shipped checkpoint. Validation runs the correction loop from the Predictor's guess and from both ends of the range
@@ -38,7 +40,7 @@ from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_case
 from ikc.archs import SFTMD, Corrector, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
-from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, spread_projection
+from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, nearest_gaussian_code, spread_projection
 from ikc.pipeline import IKC, load_sftmd
 
 from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
@@ -203,7 +205,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
                            seed=config.seed + 1000 * rank + step, device=device)
     cases = make_cases([(p.name, load_image(p)) for p in validation_photos(config, held_out)], config.scale,
                        config.validation_sigmas, VALIDATION_CROP, config.validation_qualities()) if rank == 0 else []
-    model = IKC(sftmd, pca, validated["predictor"], validated["corrector"])
+    model = IKC(sftmd, pca, validated["predictor"], validated["corrector"], gaussian_codes=config.gaussian_codes)
     p_net = DistributedDataParallel(predictor) if world > 1 else predictor
     c_net = DistributedDataParallel(corrector) if world > 1 else corrector
     log.line(f"training P/C against SFTMD step {sftmd_step} of {sftmd_run}, world {world}, "
@@ -244,6 +246,8 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
             corrected = code + c_net(sr, code, lr_cl)
             loss_c = loss_c + criterion(corrected, now.target) / config.correction_steps
             code = corrected.detach()
+            if config.gaussian_codes:
+                code = torch.from_numpy(nearest_gaussian_code(pca, code.cpu().numpy())).to(device)
         if replayed:
             carried.append(Trajectories(now.lr, now.target, code, now.rounds + 1))
         optimizer.zero_grad(set_to_none=True)
