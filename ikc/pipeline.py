@@ -11,9 +11,11 @@ the whole image only for the steps that are shown. Where the image's flat region
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
-kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). It is a
-property of a Corrector (whether it overshoots), so by default its checkpoint says (`training.export
---halve-reversals`).
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
+gaussian_codes, each corrected code is moved onto the nearest isotropic Gaussian, the only kernels SFTMD and the
+PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD renders a right width badly
+(training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
+by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
 JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The

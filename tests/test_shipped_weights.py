@@ -46,11 +46,7 @@ def test_tiled_output_equals_untiled_output_with_real_weights(scale):
     assert np.abs(whole - tiled)[border:-border, border:-border].max() <= 1
 
 
-IGNORES_ITS_IMAGE = pytest.mark.xfail(strict=True, reason="known defect (training/LOG.md, sessions 4-5): the shipped "
-                                      "x4 Corrector gives the same update whatever SR image it sees")
-
-
-@pytest.mark.parametrize("scale", [pytest.param(s, marks=IGNORES_ITS_IMAGE) if s == 4 else s for s in SHIPPED])
+@pytest.mark.parametrize("scale", SHIPPED)
 @pytest.mark.slow
 def test_the_corrector_reads_its_sr_image(scale):
     """Told the same kernel, the Corrector must propose a wider one for a photo that was blurred more:
