@@ -93,20 +93,25 @@ def _width_bank(size: int) -> np.ndarray:
     return np.stack([gaussian_kernel(float(s), size).ravel() for s in WIDTH_GRID])
 
 
-def estimate_width(kernels: np.ndarray) -> np.ndarray:
-    """Isotropic width (sigma) of the Gaussian closest in L2 to each kernel (..., K, K)."""
+def _nearest_width_index(kernels: np.ndarray) -> np.ndarray:
+    """Index on WIDTH_GRID of the isotropic Gaussian closest in L2 to each kernel (..., K, K)."""
     size = kernels.shape[-1]
     flat = kernels.reshape(-1, size * size)
     distances = ((flat[:, None, :] - _width_bank(size)[None]) ** 2).sum(-1)
-    return WIDTH_GRID[distances.argmin(1)].reshape(kernels.shape[:-2])
+    return distances.argmin(1).reshape(kernels.shape[:-2])
+
+
+def estimate_width(kernels: np.ndarray) -> np.ndarray:
+    """Isotropic width (sigma) of the Gaussian closest in L2 to each kernel (..., K, K)."""
+    return WIDTH_GRID[_nearest_width_index(kernels)]
 
 
 def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     """Codes (..., CODE_LENGTH) moved onto the isotropic Gaussians the networks were trained on: each kernel part
-    replaced by the code of the Gaussian nearest its kernel (estimate_width), the noise entry kept."""
+    replaced by the code of the Gaussian nearest its kernel (the one estimate_width names), the noise entry kept."""
     codes = np.asarray(codes, np.float32)
-    widths = estimate_width(decode_kernel(pca, codes))
-    kernels = np.stack([gaussian_kernel(float(w), pca.kernel_size) for w in widths.ravel()])
-    projected = encode(pca, kernels.reshape(*widths.shape, pca.kernel_size, pca.kernel_size))
+    size = pca.kernel_size
+    nearest = _width_bank(size)[_nearest_width_index(decode_kernel(pca, codes))]
+    projected = encode(pca, nearest.reshape(*codes.shape[:-1], size, size))
     projected[..., PCA_COMPONENTS] = codes[..., PCA_COMPONENTS]
     return projected
