@@ -3,7 +3,8 @@
     python -m evaluation.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
-                                   [--estimation-crop 0] [--window-gap] [--best-render] [--jpeg-quality Q]
+                                   [--estimation-crop 0] [--window-quantile Q] [--window-gap] [--best-render]
+                                   [--jpeg-quality Q]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
 ends and middle) and shrunk with the one `ikc` degradation. IKC then runs from each start: `predictor` (step 0
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                              "Corrector's checkpoint says; IKC.keeps_gaussian_codes)")
     parser.add_argument("--predictor-noise", action="store_true", help="the Predictor's noise level, not the image's")
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
+    parser.add_argument("--window-quantile", type=float,
+                        help="the Corrector's windows: gradient energy nearest this quantile (1: the most textured)")
     parser.add_argument("--window-gap", action="store_true",
                         help="also compare the final width of the fast loop with the whole-image loop's")
     parser.add_argument("--best-render", action="store_true",
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                "gaussian_codes": args.gaussian_codes}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
+    if args.window_quantile is not None:
+        options["window_quantile"] = args.window_quantile
     model = ikc.load(args.scale, args.checkpoints, **options)
     starts = parse_starts(args.starts or ",".join([PREDICTOR, *map(str, FAR_STARTS[args.scale])]))
     widths = [float(w) for w in args.widths.split(",")] if args.widths else default_widths(args.scale)
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
                "crop": args.crop, "jpeg_quality": args.jpeg_quality, "iterations": args.iterations,
                "checkpoints": str(args.checkpoints),
                "options": {**options, "halve_reversals": model.halves_reversals,
-                           "gaussian_codes": model.keeps_gaussian_codes}, "results": results}
+                           "gaussian_codes": model.keeps_gaussian_codes,
+                           "window_quantile": model.correction_window_quantile}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)

@@ -5,17 +5,20 @@
         print(step.index, step.kernel_width, step.noise_sigma)
     sr = model.super_resolve(lr_pixels, kernel=ikc.gaussian_kernel(2.0))   # non-blind
 
-The kernel is one per image, so the Predictor and Corrector work on a few textured crops of the LR
-image (`estimation_crops` windows of `estimation_crop` px, their estimates averaged); SFTMD runs on
-the whole image only for the steps that are shown. Where the image's flat regions show clear noise
+The kernel is one per image, so the Predictor and Corrector work on a few crops of the LR image
+(`estimation_crops` windows of `estimation_crop` px, their estimates averaged: the most textured ones for the
+Predictor, for the Corrector those its checkpoint asks for); SFTMD runs on the whole image only for the steps that are
+shown. Where the image's flat regions show clear noise
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
 kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
 gaussian_codes, each corrected code is moved onto the nearest isotropic Gaussian, the only kernels SFTMD and the
 PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD renders a right width badly
-(training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
-by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`).
+(training/LOG.md, session 17). The Corrector's windows are those nearest a quantile of the windows' gradient
+energy (window_quantile; 1.0, the most textured, is the Predictor's). All three are properties of a Corrector (how
+it was trained, whether it overshoots, what it reads best), so by default its checkpoint says
+(`training.export --halve-reversals`, `--gaussian-codes`, `--window-quantile`).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
 JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The
@@ -139,9 +142,10 @@ def use_available_cpus() -> int:
     return torch.get_num_threads()
 
 
-def textured_windows(lr: torch.Tensor, size: int, count: int) -> list[tuple[int, int]]:
-    """Top-left corners of up to `count` non-overlapping size x size windows with the most gradient
-    energy, best first (edges reveal the blur; several windows see more of the image than one)."""
+def textured_windows(lr: torch.Tensor, size: int, count: int, quantile: float = 1.0) -> list[tuple[int, int]]:
+    """Top-left corners of up to `count` non-overlapping size x size windows whose gradient energy is nearest the
+    `quantile` of the windows' energies; 1.0 takes the most textured ones, best first (edges reveal the blur;
+    several windows see more of the image than one)."""
     height, width = lr.shape[-2:]
     if height <= size and width <= size:
         return [(0, 0)]
@@ -153,7 +157,9 @@ def textured_windows(lr: torch.Tensor, size: int, count: int) -> list[tuple[int,
     reach = [math.ceil(side / stride) for side in window]  # score cells whose windows overlap a chosen one
     corners: list[tuple[int, int]] = []
     while len(corners) < count and bool(torch.isfinite(scores).any()):
-        row, col = divmod(int(scores.flatten().argmax()), scores.shape[-1])
+        free = torch.isfinite(scores)
+        closeness = torch.where(free, -(scores - scores[free].quantile(quantile)).abs(), -math.inf)
+        row, col = divmod(int(closeness.flatten().argmax()), scores.shape[-1])
         corners.append((row * stride, col * stride))
         scores[max(0, row - reach[0] + 1):row + reach[0], max(0, col - reach[1] + 1):col + reach[1]] = -math.inf
     return corners
@@ -165,13 +171,16 @@ class IKC:
     def __init__(self, sftmd: SFTMD, pca: KernelPCA, predictor: Predictor | None = None,
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
-                 tile_pixels: int | None = None, tile_overlap: int = 16, noise_from_image: bool = True,
+                 window_quantile: float | None = None, tile_pixels: int | None = None, tile_overlap: int = 16,
+                 noise_from_image: bool = True,
                  halve_reversals: bool | None = None, gaussian_codes: bool | None = None,
                  jpeg_sftmd: SFTMD | None = None,
                  jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
+        if window_quantile is not None and not 0.0 <= window_quantile <= 1.0:
+            raise ValueError(f"window_quantile must be from 0 to 1; got {window_quantile!r}")
         self.sftmd = sftmd.eval().to(memory_format=CL)
         self.predictor = predictor.eval() if predictor is not None else None
         self.corrector = corrector.eval().to(memory_format=CL) if corrector is not None else None
@@ -180,6 +189,7 @@ class IKC:
         self.metadata = metadata or {}
         self.estimation_crop = estimation_crop
         self.estimation_crops = estimation_crops
+        self.window_quantile = window_quantile  # None: as the Corrector's checkpoint says (correction_window_quantile)
         self.tile_pixels = tile_pixels or int(memory_budget() / activation_bytes_per_pixel(sftmd.config))
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
@@ -244,20 +254,27 @@ class IKC:
     def halves_reversals(self) -> bool:
         """Whether a Corrector update that turns back is applied at half size: as asked when the pipeline was made,
         else as the checkpoint of the Corrector in use says."""
-        return self._loop_flag(self.halve_reversals, "halve_reversals")
+        return bool(self._loop_setting(self.halve_reversals, "halve_reversals"))
 
     @property
     def keeps_gaussian_codes(self) -> bool:
         """Whether every step's code is moved onto the nearest isotropic Gaussian (kernel_code.nearest_gaussian_code),
         the kernels SFTMD was trained on: as asked when the pipeline was made, else as the Corrector's checkpoint says."""
-        return self._loop_flag(self.gaussian_codes, "gaussian_codes")
+        return bool(self._loop_setting(self.gaussian_codes, "gaussian_codes"))
 
-    def _loop_flag(self, asked: bool | None, key: str) -> bool:
-        """A loop setting: `asked` unless None, else the flag `key` in the checkpoint of the Corrector in use."""
+    @property
+    def correction_window_quantile(self) -> float:
+        """The gradient-energy quantile of the windows the Corrector reads (textured_windows; 1.0: the most textured,
+        the Predictor's): as asked when the pipeline was made, else as the Corrector's checkpoint says (1.0 if silent).
+        The x4 Corrector reads less extreme texture better than the strongest edges (training/LOG.md, session 18)."""
+        return float(self._loop_setting(self.window_quantile, "window_quantile", 1.0))
+
+    def _loop_setting(self, asked: bool | float | None, key: str, default: bool | float = False) -> bool | float:
+        """A loop setting: `asked` unless None, else `key` in the checkpoint of the Corrector in use (or `default`)."""
         if asked is not None:
             return asked
         estimators = "jpeg_estimators" if self.uses_jpeg_estimators else "estimators"
-        return bool(self.metadata.get(estimators, {}).get(key, False))
+        return self.metadata.get(estimators, {}).get(key, default)
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -315,15 +332,15 @@ class IKC:
         if iterations > 0 and self.corrector is None:
             raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
         lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
-        crops = self._estimation_regions(lr)
-        whole = crops.shape[0] == 1 and crops.shape[-2:] == lr.shape[-2:]
+        windows = self._estimation_regions(lr, self.correction_window_quantile)
+        whole = windows.shape[0] == 1 and windows.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
-            else self._predict(crops, lr_pixels)
+            else self._predict(self._estimation_regions(lr), lr_pixels)
         crop_sr, last_change, halve = None, 0.0, self.halves_reversals
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
-                update = self.corrector(crop_sr, code.expand(len(crops), -1), crops).mean(0, keepdim=True)
+                update = self.corrector(crop_sr, code.expand(len(windows), -1), windows).mean(0, keepdim=True)
                 if halve:
                     change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
                     update, last_change = update / 2 if change * last_change < 0 else update, change
@@ -331,7 +348,7 @@ class IKC:
                 if self.keeps_gaussian_codes:
                     code = torch.from_numpy(nearest_gaussian_code(self.pca, code.cpu().numpy())).to(self.device)
             if index < iterations or reuse:
-                crop_sr = self._sftmd(crops, code.expand(len(crops), -1), self.estimation_sftmd)
+                crop_sr = self._sftmd(windows, code.expand(len(windows), -1), self.estimation_sftmd)
             wanted = render == "all" or (render == "last" and index == iterations)
             sr = None
             if wanted:
@@ -355,12 +372,13 @@ class IKC:
                 code[0, PCA_COMPONENTS] = noise / NOISE_CODE_SCALE
         return code
 
-    def _estimation_regions(self, lr: torch.Tensor) -> torch.Tensor:
-        """The textured windows the Predictor and Corrector look at, as one batch (or the whole image)."""
+    def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0) -> torch.Tensor:
+        """The windows at this energy quantile (textured_windows) as one batch, or the whole image: the Predictor
+        looks at the most textured ones (1.0), the Corrector at those of `correction_window_quantile`."""
         size = self.estimation_crop
         if size is None or max(lr.shape[-2:]) <= size:
             return lr
-        corners = textured_windows(lr, size, self.estimation_crops)
+        corners = textured_windows(lr, size, self.estimation_crops, quantile)
         return torch.cat([lr[..., top:top + size, left:left + size] for top, left in corners])
 
     def _sftmd(self, lr: torch.Tensor, code: torch.Tensor, network: SFTMD | None = None) -> torch.Tensor:

@@ -159,6 +159,38 @@ def test_textured_windows_find_the_detail_best_first_without_overlap():
     assert textured_windows(lr[..., :20, :24], 24, 3) == [(0, 0)]
 
 
+def test_windows_at_a_quantile_have_typical_texture():
+    lr = torch.zeros(1, 3, 24, 120)
+    checker = (torch.arange(24)[:, None] + torch.arange(24)[None]) % 2
+    for strip, amplitude in enumerate([0.1, 0.2, 0.3, 0.4, 0.5]):  # texture grows from left to right
+        lr[..., 24 * strip:24 * strip + 24] = amplitude * checker.float()
+    def strip(quantile: float) -> int:  # the strip holding the centre of the window picked first
+        (_, left), = textured_windows(lr, 24, 1, quantile)
+        return (left + 12) // 24
+
+    assert [strip(1.0), strip(0.5), strip(0.0)] == [4, 2, 0]
+    assert textured_windows(lr, 24, 1) == textured_windows(lr, 24, 1, quantile=1.0)
+    assert len(textured_windows(lr, 24, 4, quantile=0.5)) == 4
+
+
+def test_corrector_reads_the_quantile_windows_and_the_predictor_the_textured_ones(tiny_checkpoints, lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_quantile=0.3)
+    lr = ikc.imageio.to_tensor(lr_image)
+    seen = []
+    corrector = model.corrector
+    model.corrector = lambda sr, code, windows: seen.append(windows) or corrector(sr, code, windows)
+    steps = model.run(lr_image, 2, render="none")
+    assert torch.equal(seen[0], model._estimation_regions(lr, 0.3))
+    assert not torch.equal(seen[0], model._estimation_regions(lr))
+    expected = model.predictor(model._estimation_regions(lr)).mean(0).detach().numpy()
+    assert np.allclose(steps[0].code[:-1], expected[:-1], atol=1e-6)
+
+
+def test_a_window_quantile_outside_0_1_is_refused(tiny_checkpoints):
+    with pytest.raises(ValueError, match="window_quantile must be"):
+        ikc.load(4, tiny_checkpoints, window_quantile=1.5)
+
+
 def test_estimation_crops_are_batched_and_averaged(tiny_checkpoints, lr_image):
     model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=3)
     crops = model._estimation_regions(ikc.imageio.to_tensor(lr_image))
@@ -236,6 +268,22 @@ def test_export_sets_gaussian_codes_which_a_run_trained_that_way_implies(tiny_ch
     model = ikc.load(4, folder)
     assert model.keeps_gaussian_codes and not model.halves_reversals  # the other flag is left alone
     assert not ikc.load(4, folder, gaussian_codes=False).keeps_gaussian_codes
+
+
+def test_export_sets_the_correctors_window_quantile_which_the_loop_reads(tiny_checkpoints, photo_dir, tmp_path,
+                                                                          lr_image):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    assert ikc.load(4, folder).correction_window_quantile == 1.0  # a file without the setting: the textured windows
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--window-quantile", "0.3"])
+    model = ikc.load(4, folder, estimation_crop=16)
+    assert model.correction_window_quantile == 0.3 and not model.keeps_gaussian_codes  # the flags are left alone
+    assert ikc.load(4, folder, window_quantile=1.0).correction_window_quantile == 1.0
+    asked = ikc.load(4, folder, estimation_crop=16, window_quantile=0.3).run(lr_image, 2, render="none")
+    assert [s.kernel_width for s in model.run(lr_image, 2, render="none")] == [s.kernel_width for s in asked]
+    with pytest.raises(SystemExit):
+        export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                     "--data", str(photo_dir), "--window-quantile", "2"])
 
 
 def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):
