@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                "checkpoints": str(args.checkpoints),
                "options": {**options, "halve_reversals": model.halves_reversals,
                            "gaussian_codes": model.keeps_gaussian_codes,
-                           "window_quantile": model.correction_window_quantile}, "results": results}
+                           "window_quantile": model.window_quantile}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)

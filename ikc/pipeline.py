@@ -7,7 +7,7 @@
 
 The kernel is one per image, so the Predictor and Corrector work on a few crops of the LR image
 (`estimation_crops` windows of `estimation_crop` px, their estimates averaged: the most textured ones for the
-Predictor, for the Corrector those its checkpoint asks for); SFTMD runs on the whole image only for the steps that are
+Predictor and, by default, the Corrector); SFTMD runs on the whole image only for the steps that are
 shown. Where the image's flat regions show clear noise
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
@@ -15,10 +15,9 @@ that turns back (the width moves the other way than at the step before, so that 
 kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
 gaussian_codes, each corrected code is moved onto the nearest isotropic Gaussian, the only kernels SFTMD and the
 PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD renders a right width badly
-(training/LOG.md, session 17). The Corrector's windows are those nearest a quantile of the windows' gradient
-energy (window_quantile; 1.0, the most textured, is the Predictor's). All three are properties of a Corrector (how
-it was trained, whether it overshoots, what it reads best), so by default its checkpoint says
-(`training.export --halve-reversals`, `--gaussian-codes`, `--window-quantile`).
+(training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
+by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`). With window_quantile below
+1 the Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
 JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The
@@ -171,7 +170,7 @@ class IKC:
     def __init__(self, sftmd: SFTMD, pca: KernelPCA, predictor: Predictor | None = None,
                  corrector: Corrector | None = None, metadata: dict | None = None,
                  estimation_crop: int | None = ESTIMATION_CROP, estimation_crops: int = ESTIMATION_CROPS,
-                 window_quantile: float | None = None, tile_pixels: int | None = None, tile_overlap: int = 16,
+                 window_quantile: float = 1.0, tile_pixels: int | None = None, tile_overlap: int = 16,
                  noise_from_image: bool = True,
                  halve_reversals: bool | None = None, gaussian_codes: bool | None = None,
                  jpeg_sftmd: SFTMD | None = None,
@@ -179,7 +178,7 @@ class IKC:
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
-        if window_quantile is not None and not 0.0 <= window_quantile <= 1.0:
+        if not 0.0 <= window_quantile <= 1.0:
             raise ValueError(f"window_quantile must be from 0 to 1; got {window_quantile!r}")
         self.sftmd = sftmd.eval().to(memory_format=CL)
         self.predictor = predictor.eval() if predictor is not None else None
@@ -189,7 +188,7 @@ class IKC:
         self.metadata = metadata or {}
         self.estimation_crop = estimation_crop
         self.estimation_crops = estimation_crops
-        self.window_quantile = window_quantile  # None: as the Corrector's checkpoint says (correction_window_quantile)
+        self.window_quantile = window_quantile  # the Corrector's windows (textured_windows; 1.0: the Predictor's)
         self.tile_pixels = tile_pixels or int(memory_budget() / activation_bytes_per_pixel(sftmd.config))
         self.tile_overlap = tile_overlap
         self.noise_from_image = noise_from_image
@@ -254,27 +253,20 @@ class IKC:
     def halves_reversals(self) -> bool:
         """Whether a Corrector update that turns back is applied at half size: as asked when the pipeline was made,
         else as the checkpoint of the Corrector in use says."""
-        return bool(self._loop_setting(self.halve_reversals, "halve_reversals"))
+        return self._loop_flag(self.halve_reversals, "halve_reversals")
 
     @property
     def keeps_gaussian_codes(self) -> bool:
         """Whether every step's code is moved onto the nearest isotropic Gaussian (kernel_code.nearest_gaussian_code),
         the kernels SFTMD was trained on: as asked when the pipeline was made, else as the Corrector's checkpoint says."""
-        return bool(self._loop_setting(self.gaussian_codes, "gaussian_codes"))
+        return self._loop_flag(self.gaussian_codes, "gaussian_codes")
 
-    @property
-    def correction_window_quantile(self) -> float:
-        """The gradient-energy quantile of the windows the Corrector reads (textured_windows; 1.0: the most textured,
-        the Predictor's): as asked when the pipeline was made, else as the Corrector's checkpoint says (1.0 if silent).
-        The x4 Corrector reads less extreme texture better than the strongest edges (training/LOG.md, session 18)."""
-        return float(self._loop_setting(self.window_quantile, "window_quantile", 1.0))
-
-    def _loop_setting(self, asked: bool | float | None, key: str, default: bool | float = False) -> bool | float:
-        """A loop setting: `asked` unless None, else `key` in the checkpoint of the Corrector in use (or `default`)."""
+    def _loop_flag(self, asked: bool | None, key: str) -> bool:
+        """A loop setting: `asked` unless None, else the flag `key` in the checkpoint of the Corrector in use."""
         if asked is not None:
             return asked
         estimators = "jpeg_estimators" if self.uses_jpeg_estimators else "estimators"
-        return self.metadata.get(estimators, {}).get(key, default)
+        return bool(self.metadata.get(estimators, {}).get(key, False))
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -332,7 +324,7 @@ class IKC:
         if iterations > 0 and self.corrector is None:
             raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
         lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
-        windows = self._estimation_regions(lr, self.correction_window_quantile)
+        windows = self._estimation_regions(lr, self.window_quantile)
         whole = windows.shape[0] == 1 and windows.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
             else self._predict(self._estimation_regions(lr), lr_pixels)
@@ -374,7 +366,7 @@ class IKC:
 
     def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0) -> torch.Tensor:
         """The windows at this energy quantile (textured_windows) as one batch, or the whole image: the Predictor
-        looks at the most textured ones (1.0), the Corrector at those of `correction_window_quantile`."""
+        looks at the most textured ones (1.0), the Corrector at those of `window_quantile`."""
         size = self.estimation_crop
         if size is None or max(lr.shape[-2:]) <= size:
             return lr

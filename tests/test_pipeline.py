@@ -270,22 +270,6 @@ def test_export_sets_gaussian_codes_which_a_run_trained_that_way_implies(tiny_ch
     assert not ikc.load(4, folder, gaussian_codes=False).keeps_gaussian_codes
 
 
-def test_export_sets_the_correctors_window_quantile_which_the_loop_reads(tiny_checkpoints, photo_dir, tmp_path,
-                                                                          lr_image):
-    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
-    assert ikc.load(4, folder).correction_window_quantile == 1.0  # a file without the setting: the textured windows
-    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
-                 "--data", str(photo_dir), "--window-quantile", "0.3"])
-    model = ikc.load(4, folder, estimation_crop=16)
-    assert model.correction_window_quantile == 0.3 and not model.keeps_gaussian_codes  # the flags are left alone
-    assert ikc.load(4, folder, window_quantile=1.0).correction_window_quantile == 1.0
-    asked = ikc.load(4, folder, estimation_crop=16, window_quantile=0.3).run(lr_image, 2, render="none")
-    assert [s.kernel_width for s in model.run(lr_image, 2, render="none")] == [s.kernel_width for s in asked]
-    with pytest.raises(SystemExit):
-        export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
-                     "--data", str(photo_dir), "--window-quantile", "2"])
-
-
 def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):
     with pytest.raises(SystemExit, match="no .*ikc_x4.safetensors"):
         export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,

@@ -5,15 +5,13 @@
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --jpeg-sftmd-run runs/sftmd_x4_jpeg
     python -m training.export --scale 3 --sftmd-run checkpoints/sftmd_x3.safetensors --jpeg-ikc-run runs/pc3_jpeg
     python -m training.export --scale 2 --sftmd-run checkpoints/sftmd_x2.safetensors --halve-reversals on
-    python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --window-quantile 0.8
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
 one of its state files (best.safetensors: the state that converged best in validation). The loop flags set, in
 ikc_x{scale} (just written or already in --out, its weights unchanged), how the loop runs this Corrector:
 --halve-reversals whether it halves an update that turns back (ikc.IKC.halves_reversals; that depends on how much
 the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
-(ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way), --window-quantile which windows the
-Corrector reads (ikc.IKC.correction_window_quantile; 1, the most textured, when unset).
+(ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way).
 """
 from __future__ import annotations
 
@@ -46,7 +44,6 @@ from .state import load_state, read_state, sftmd_weights
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
 LOOP_FLAGS = ("halve_reversals", "gaussian_codes")  # how the loop runs a Corrector: kept in its checkpoint (ikc.IKC)
-LoopSettings = dict[str, bool | float]  # LOOP_FLAGS and window_quantile, as ikc.IKC reads them from the checkpoint
 
 
 def storage_dtype(modules: dict[str, torch.nn.Module]) -> torch.dtype:
@@ -106,7 +103,7 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 
 
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
-                      jpeg: bool = False, loop_flags: LoopSettings | None = None) -> Path:
+                      jpeg: bool = False, loop_flags: dict[str, bool] | None = None) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
     the given loop flags (LOOP_FLAGS) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
     on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
@@ -129,8 +126,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
-def set_loop_flags(path: Path, flags: LoopSettings) -> Path:
-    """Rewrite a Predictor/Corrector file with the given loop settings (LoopSettings), its weights unchanged."""
+def set_loop_flags(path: Path, flags: dict[str, bool]) -> Path:
+    """Rewrite a Predictor/Corrector file with the given loop flags (LOOP_FLAGS), its weights unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
@@ -138,7 +135,7 @@ def set_loop_flags(path: Path, flags: LoopSettings) -> Path:
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
            jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None,
-           loop_flags: LoopSettings | None = None) -> list[Path]:
+           loop_flags: dict[str, bool] | None = None) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
     ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given; returns the written paths."""
     data = data_summary(data_dir)
@@ -183,17 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gaussian-codes", choices=("on", "off"),
                         help="whether the loop moves each of ikc_x{scale}'s Corrector updates onto the nearest "
                              "isotropic Gaussian (default: as the file says; a new file: as the run trained)")
-    parser.add_argument("--window-quantile", type=float,
-                        help="the gradient-energy quantile of the windows ikc_x{scale}'s Corrector reads, 0-1 "
-                             "(default: as the file says; a new file: 1, the most textured ones, as the Predictor's)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
-    flags: LoopSettings = {flag: getattr(args, flag) == "on" for flag in LOOP_FLAGS if getattr(args, flag) is not None}
-    if args.window_quantile is not None:
-        if not 0.0 <= args.window_quantile <= 1.0:
-            parser.error(f"--window-quantile must be from 0 to 1; got {args.window_quantile}")
-        flags["window_quantile"] = args.window_quantile
+    flags = {flag: getattr(args, flag) == "on" for flag in LOOP_FLAGS if getattr(args, flag) is not None}
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
                        args.jpeg_ikc_run, flags):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
