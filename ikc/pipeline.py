@@ -12,7 +12,8 @@ shown. Where the image's flat regions show clear noise
 (ikc.noise reads at least NOISE_TRUST_LEVEL), step 0 takes that noise level instead of the Predictor's,
 which reads noise from textured windows and underestimates it. With halve_reversals, a Corrector update
 that turns back (the width moves the other way than at the step before, so that step went past the
-kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6). With
+kernel) is applied at half size: the midpoint of a jump to and fro (training/LOG.md, session 6; with gaussian_codes the
+turn is read on the width after the move onto the Gaussians, session 18). With
 gaussian_codes, each corrected code is moved onto the nearest isotropic Gaussian, the only kernels SFTMD and the
 PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD renders a right width badly
 (training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
@@ -328,17 +329,12 @@ class IKC:
         whole = windows.shape[0] == 1 and windows.shape[-2:] == lr.shape[-2:]
         code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
             else self._predict(self._estimation_regions(lr), lr_pixels)
-        crop_sr, last_change, halve = None, 0.0, self.halves_reversals
+        crop_sr, last_change = None, 0.0
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(windows), -1), windows).mean(0, keepdim=True)
-                if halve:
-                    change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)  # > 0: towards wider kernels
-                    update, last_change = update / 2 if change * last_change < 0 else update, change
-                code = code + update
-                if self.keeps_gaussian_codes:
-                    code = torch.from_numpy(nearest_gaussian_code(self.pca, code.cpu().numpy())).to(self.device)
+                code, last_change = self._corrected(code, update, last_change)
             if index < iterations or reuse:
                 crop_sr = self._sftmd(windows, code.expand(len(windows), -1), self.estimation_sftmd)
             wanted = render == "all" or (render == "last" and index == iterations)
@@ -349,6 +345,28 @@ class IKC:
             if on_step is not None:
                 on_step(step)
             yield step
+
+    def _corrected(self, code: torch.Tensor, update: torch.Tensor, last_change: float) -> tuple[torch.Tensor, float]:
+        """The code after one Corrector update, and which way it moved the kernel (> 0: wider). With halving, an
+        update that turns back is applied at half size. With Gaussian codes the turn is read on the width after the
+        move onto the Gaussians: there the nearest Gaussian can flip to and fro while the raw update's spread keeps
+        its sign, a 2-cycle the spread never shows (training/LOG.md, session 18)."""
+        if not self.keeps_gaussian_codes:
+            change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)
+            halved = self.halves_reversals and change * last_change < 0
+            return code + (update / 2 if halved else update), change
+        moved = self._nearest_gaussian(code + update)
+        change = self._width(moved) - self._width(code)
+        if self.halves_reversals and change * last_change < 0:
+            moved = self._nearest_gaussian(code + update / 2)
+            change = self._width(moved) - self._width(code)
+        return moved, change if change != 0 else last_change  # a step that stays keeps the last direction
+
+    def _nearest_gaussian(self, code: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(nearest_gaussian_code(self.pca, code.cpu().numpy())).to(self.device)
+
+    def _width(self, code: torch.Tensor) -> float:
+        return float(estimate_width(decode_kernel(self.pca, code[0].cpu().numpy())))
 
     def run(self, lr_pixels: np.ndarray, iterations: int = 7, **options) -> list[Step]:
         """All steps of `steps` as a list."""
