@@ -115,3 +115,8 @@ def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     projected = encode(pca, nearest.reshape(*codes.shape[:-1], size, size))
     projected[..., PCA_COMPONENTS] = codes[..., PCA_COMPONENTS]
     return projected
+
+
+def nearest_gaussian_code_torch(pca: KernelPCA, codes: torch.Tensor) -> torch.Tensor:
+    """nearest_gaussian_code for a tensor of codes, returned on the tensor's device (the loop's and training's twin)."""
+    return torch.from_numpy(nearest_gaussian_code(pca, codes.detach().cpu().numpy())).to(codes.device)

@@ -59,7 +59,7 @@ from .kernel_code import (
     decode_noise,
     encode,
     estimate_width,
-    nearest_gaussian_code,
+    nearest_gaussian_code_torch,
     spread_projection,
 )
 from .noise import estimate_noise
@@ -355,15 +355,12 @@ class IKC:
             change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)
             halved = self.halves_reversals and change * last_change < 0
             return code + (update / 2 if halved else update), change
-        moved = self._nearest_gaussian(code + update)
+        moved = nearest_gaussian_code_torch(self.pca, code + update)
         change = self._width(moved) - self._width(code)
         if self.halves_reversals and change * last_change < 0:
-            moved = self._nearest_gaussian(code + update / 2)
+            moved = nearest_gaussian_code_torch(self.pca, code + update / 2)
             change = self._width(moved) - self._width(code)
         return moved, change if change != 0 else last_change  # a step that stays keeps the last direction
-
-    def _nearest_gaussian(self, code: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(nearest_gaussian_code(self.pca, code.cpu().numpy())).to(self.device)
 
     def _width(self, code: torch.Tensor) -> float:
         return float(estimate_width(decode_kernel(self.pca, code[0].cpu().numpy())))

@@ -12,7 +12,7 @@ import torch
 
 import ikc
 from evaluation import convergence, evaluate, tune_crops
-from ikc.kernel_code import decode_kernel, encode, estimate_width, nearest_gaussian_code
+from ikc.kernel_code import decode_kernel, encode, estimate_width, nearest_gaussian_code_torch
 from training import config as run_config
 from training import dataset, export, loop, pack_photos, state, train_ikc, train_sftmd, validation
 from training.config import TrainConfig
@@ -434,9 +434,9 @@ def test_a_corrector_run_on_gaussian_codes_moves_its_codes_and_exports_a_correct
 
     def recording(pca, codes):
         moved.append(len(codes))
-        return nearest_gaussian_code(pca, codes)
+        return nearest_gaussian_code_torch(pca, codes)
 
-    monkeypatch.setattr(train_ikc, "nearest_gaussian_code", recording)
+    monkeypatch.setattr(train_ikc, "nearest_gaussian_code_torch", recording)
     config = TrainConfig(**{**TINY, "train_predictor": False, "gaussian_codes": True})
     sftmd = tiny_checkpoints / "sftmd_x4.safetensors"
     train_ikc.train(config, sftmd, photo_dir, tmp_path / "run", None, 4, 1,

@@ -40,7 +40,7 @@ from evaluation.convergence import FAR_STARTS, PREDICTOR, convergence, make_case
 from ikc.archs import SFTMD, Corrector, Predictor
 from ikc.degradation import gaussian_kernel
 from ikc.imageio import load_image
-from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, nearest_gaussian_code, spread_projection
+from ikc.kernel_code import PCA_COMPONENTS, KernelPCA, encode, nearest_gaussian_code_torch, spread_projection
 from ikc.pipeline import IKC, load_sftmd
 
 from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
@@ -247,7 +247,7 @@ def train(config: TrainConfig, sftmd_run: Path, data_dir: Path, run_dir: Path, m
             loss_c = loss_c + criterion(corrected, now.target) / config.correction_steps
             code = corrected.detach()
             if config.gaussian_codes:
-                code = torch.from_numpy(nearest_gaussian_code(pca, code.cpu().numpy())).to(device)
+                code = nearest_gaussian_code_torch(pca, code)
         if replayed:
             carried.append(Trajectories(now.lr, now.target, code, now.rounds + 1))
         optimizer.zero_grad(set_to_none=True)
