@@ -327,8 +327,10 @@ class IKC:
         lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
         windows = self._estimation_regions(lr, self.window_quantile)
         whole = windows.shape[0] == 1 and windows.shape[-2:] == lr.shape[-2:]
-        code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device) if init_code is not None \
-            else self._predict(self._estimation_regions(lr), lr_pixels)
+        if init_code is not None:
+            code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device)
+        else:  # the Predictor reads the most textured windows: the Corrector's own unless it asked for others
+            code = self._predict(windows if self.window_quantile == 1.0 else self._estimation_regions(lr), lr_pixels)
         crop_sr, last_change = None, 0.0
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
