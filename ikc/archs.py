@@ -27,6 +27,7 @@ class SFTMDConfig:
     nb: int = 16
     code_length: int = CODE_LENGTH
     bicubic_skip: bool = True
+    quality_input: bool = False  # also conditioned on how hard its LR input was JPEG-compressed (see compression_level)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,13 +88,22 @@ def _upsampler(nf: int, scale: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def compression_level(quality: int | None) -> float:
+    """The JPEG condition an SFTMD with quality_input reads: (100 - quality) / 100, 0 for a lossless image."""
+    return 0.0 if quality is None else (100 - quality) / 100
+
+
 class SFTMD(nn.Module):
-    """Super-resolves an LR batch (B, 3, h, w) in [0, 1] given kernel codes (B, code_length)."""
+    """Super-resolves an LR batch (B, 3, h, w) in [0, 1] given kernel codes (B, code_length).
+
+    With quality_input, each SFT layer also reads the input's compression level (B,) (compression_level; none
+    given: lossless), appended to the code.
+    """
 
     def __init__(self, config: SFTMDConfig = SFTMDConfig()):
         super().__init__()
         self.config = config
-        nf, length = config.nf, config.code_length
+        nf, length = config.nf, config.code_length + config.quality_input
         self.head = nn.Sequential(nn.Conv2d(3, nf, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(nf, nf, 3, 1, 1),
                                   nn.LeakyReLU(0.2), nn.Conv2d(nf, nf, 3, 1, 1))
         self.body = nn.ModuleList(SFTResidualBlock(nf, length) for _ in range(config.nb))
@@ -102,8 +112,11 @@ class SFTMD(nn.Module):
         self.upsampler = _upsampler(nf, config.scale)
         self.conv_out = nn.Conv2d(nf, 3, 9, 1, 4)
 
-    def forward(self, lr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, code: torch.Tensor, compression: torch.Tensor | None = None) -> torch.Tensor:
         batch, _, height, width = lr.shape
+        if self.config.quality_input:
+            level = torch.zeros(batch) if compression is None else compression
+            code = torch.cat((code, level.reshape(batch, 1).to(code)), dim=1)
         code_map = code.reshape(batch, -1, 1, 1).expand(-1, -1, height, width).to(lr)
         if lr.is_contiguous(memory_format=torch.channels_last):
             code_map = code_map.contiguous(memory_format=torch.channels_last)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .archs import SCALES, SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig
+from .archs import SCALES, SFTMD, Corrector, EstimatorConfig, Predictor, SFTMDConfig, compression_level
 from .checkpoint import (
     CHECKPOINT_DIR,
     CheckpointError,
@@ -199,6 +199,7 @@ class IKC:
         self.jpeg_estimators = None if jpeg_estimators is None else (
             jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
         self.estimation_sftmd = self.sftmd  # the SFTMD whose SR crops the Corrector reads (it was trained on them)
+        self.jpeg_quality: int | None = None  # the input's, told to an SFTMD with quality_input (set by for_input)
         self.device = next(sftmd.parameters()).device  # the networks' device (a GPU during training's validation)
         self._spread_weights = torch.from_numpy(spread_projection(pca)[1]).float().to(self.device)
 
@@ -233,12 +234,12 @@ class IKC:
         and the JPEG Predictor and Corrector estimate, each where one is loaded and the quality is at most its
         training range's top (above it the image is nearly lossless). The Corrector reads the SR crops of the
         SFTMD it was trained against: the lossless one, or the JPEG one for JPEG estimators trained on its
-        crops. Else this pipeline itself."""
+        crops. A JPEG SFTMD with quality_input is told the quality. Else this pipeline itself."""
         if jpeg_quality is None:
             return self
         variant = copy.copy(self)
         if self.jpeg_range is not None and jpeg_quality <= self.jpeg_range[1]:
-            variant.sftmd = self.jpeg_sftmd
+            variant.sftmd, variant.jpeg_quality = self.jpeg_sftmd, jpeg_quality
         if self.jpeg_estimators_range is not None and jpeg_quality <= self.jpeg_estimators_range[1]:
             variant.predictor, variant.corrector = self.jpeg_estimators
             if self.jpeg_estimators_read_jpeg_sftmd:
@@ -399,8 +400,9 @@ class IKC:
         """
         network = network if network is not None else self.sftmd
         batch, _, height, width = lr.shape
+        compression = torch.full((batch,), compression_level(self.jpeg_quality), device=lr.device)
         if batch * height * width <= self.tile_pixels:
-            return network(lr.contiguous(memory_format=CL), code)
+            return network(lr.contiguous(memory_format=CL), code, compression)
         side = max(16, int(math.sqrt(self.tile_pixels / batch)) - 2 * self.tile_overlap)
         s, pad = self.scale, self.tile_overlap
         out = torch.empty(batch, 3, height * s, width * s, device=lr.device)
@@ -409,7 +411,7 @@ class IKC:
                 bottom, right = min(top + side, height), min(left + side, width)
                 y0, x0 = max(top - pad, 0), max(left - pad, 0)
                 tile = lr[..., y0:min(bottom + pad, height), x0:min(right + pad, width)]
-                sr = network(tile.contiguous(memory_format=CL), code)
+                sr = network(tile.contiguous(memory_format=CL), code, compression)
                 out[..., top * s:bottom * s, left * s:right * s] = \
                     sr[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
         return out

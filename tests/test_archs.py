@@ -63,3 +63,27 @@ def test_a_corrector_grown_to_see_the_lr_image_starts_as_it_was_and_then_reads_i
         grown.convs[0].weight[:, 3:].normal_()
     assert not torch.allclose(grown(sr, code, lr), grown(sr, code, torch.rand(2, 3, 12, 12)))
     assert widened(torch.zeros(8, 3, 5, 5), torch.zeros(8, 3, 3, 3)) is None  # another kernel size does not fit
+
+
+def test_the_compression_level_is_zero_for_lossless_and_grows_as_the_quality_falls():
+    assert ikc.archs.compression_level(None) == 0.0
+    assert ikc.archs.compression_level(90) == pytest.approx(0.1)
+    assert ikc.archs.compression_level(30) == pytest.approx(0.7)
+
+
+def test_an_sftmd_told_the_quality_starts_as_the_one_it_grew_from_and_then_reads_the_quality():
+    torch.manual_seed(0)
+    plain = ikc.SFTMD(ikc.SFTMDConfig(scale=2, nf=8, nb=1))
+    told = ikc.SFTMD(ikc.SFTMDConfig(scale=2, nf=8, nb=1, quality_input=True))
+    own = told.state_dict()
+    told.load_state_dict({k: widened(v, own[k]) for k, v in plain.state_dict().items()})
+    lr, code, level = torch.rand(2, 3, 12, 12), torch.randn(2, ikc.CODE_LENGTH) * 0.3, torch.tensor([0.1, 0.7])
+    assert torch.equal(plain(lr, code), plain(lr, code, level))  # a plain SFTMD ignores the level
+    assert torch.equal(told(lr, code, level), plain(lr, code))  # zero weights on the level
+    with torch.no_grad():
+        for layer in told.modules():
+            if isinstance(layer, ikc.archs.SFTLayer):
+                layer.gamma[0].weight[:, -1].normal_()
+                layer.beta[0].weight[:, -1].normal_()
+    assert not torch.allclose(told(lr, code, level), told(lr, code, torch.zeros(2)))
+    assert torch.equal(told(lr, code), told(lr, code, torch.zeros(2)))  # no level given: lossless

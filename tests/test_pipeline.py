@@ -359,3 +359,19 @@ def test_only_a_run_trained_on_jpeg_exports_as_the_jpeg_estimators(tiny_checkpoi
     with pytest.raises(SystemExit, match="not trained on JPEG"):
         export.export(4, tiny_checkpoints / "sftmd_x4.safetensors", None, tmp_path, photo_dir,
                       jpeg_ikc_run=tiny_checkpoints.parent / "ikc")
+
+
+def test_a_jpeg_sftmd_with_quality_input_is_told_the_inputs_quality_whole_or_in_tiles(lr_image):
+    torch.manual_seed(0)
+    pca = ikc.fit_pca(count=2000)
+    lossless = ikc.SFTMD(ikc.SFTMDConfig(nf=8, nb=1))
+    told = ikc.SFTMD(ikc.SFTMDConfig(nf=8, nb=1, quality_input=True))  # its quality weights are random, not zero
+    metadata = {"jpeg": {"jpeg_range": [30, 95]}}
+    model = ikc.IKC(lossless, pca, metadata=metadata, jpeg_sftmd=told)
+    assert model.jpeg_quality is None and model.for_input(97) is model
+    code = model.code_for(ikc.gaussian_kernel(2.0))
+    low, high = model.for_input(40), model.for_input(90)
+    assert (low.jpeg_quality, high.jpeg_quality) == (40, 90) and low.uses_jpeg_sftmd
+    assert not np.array_equal(low.render(lr_image, code), high.render(lr_image, code))
+    tiled = ikc.IKC(lossless, pca, metadata=metadata, jpeg_sftmd=told, tile_pixels=40 * 40).for_input(40)
+    assert np.abs(tiled.render(lr_image, code).astype(int) - low.render(lr_image, code)).max() <= 1

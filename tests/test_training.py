@@ -295,6 +295,8 @@ def test_jpeg_patches_are_drawn_only_when_asked_for(photo_dir):
                                    for extra in ({}, {"jpeg_fraction": 0.0}, {"jpeg_fraction": 1.0, "jpeg_min": 30,
                                                                              "jpeg_max": 30}))
     assert torch.equal(before.lr, without.lr)  # runs without JPEG draw exactly as they did
+    assert torch.equal(before.compression, torch.zeros(4))
+    assert torch.allclose(compressed.compression, torch.full((4,), 0.7))  # what an SFTMD told the quality reads
     assert torch.equal(before.hr, compressed.hr) and torch.equal(before.code, compressed.code)
     again = ikc.degrade(compressed.hr, torch.from_numpy(np.stack([ikc.gaussian_kernel(float(s))
                                                                   for s in compressed.sigma])), 4, jpeg_quality=30)
@@ -467,3 +469,22 @@ def test_a_corrector_run_can_also_validate_on_a_folder_of_development_photos(pho
     assert train_ikc.validation_photos(config, held_out) == held_out + list_images(photo_dir)[:2]
     with pytest.raises(SystemExit, match="no folder"):
         train_ikc.validation_photos(TrainConfig(**TINY, validation_photos=str(tmp_path / "missing")), held_out)
+
+
+def test_an_sftmd_run_told_the_jpeg_quality_grows_from_a_jpeg_checkpoint_and_p_c_runs_refuse_it(
+        photo_dir, tiny_checkpoints, tmp_path):
+    config = TrainConfig(**TINY, quality_input=True, jpeg_fraction=1.0, jpeg_min=40, jpeg_max=80,
+                         validation_jpeg=[50, 90], validate_lossless=False)
+    start = tiny_checkpoints / "sftmd_x4_jpeg.safetensors"
+    train_sftmd.train(config, photo_dir, tmp_path / "told", None, 4, 1, from_checkpoint=start)
+    grown = run_config.build_sftmd(config)
+    state.start_from_checkpoint(start, {"sftmd": grown}, 4)
+    original, pca, _ = ikc.pipeline.load_sftmd(start)
+    triples = validation.validation_set(photo_dir, config)
+    codes = validation.validation_codes(triples, pca)
+    levels = validation.validation_levels(triples, config)
+    assert [round(float(level), 2) for level in levels[:2]] == [0.5, 0.1]  # q50, then q90, per crop
+    assert train_sftmd.validate(grown, triples, codes, levels) == pytest.approx(
+        train_sftmd.validate(original, triples, codes, levels), abs=1e-4)  # it starts as the checkpoint
+    with pytest.raises(SystemExit, match="quality_input"):
+        train_ikc.frozen_sftmd(tmp_path / "told")

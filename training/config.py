@@ -23,6 +23,7 @@ class TrainConfig:
     nf: int = 64
     nb: int = 16
     bicubic_skip: bool = True
+    quality_input: bool = False  # SFTMD also reads the LR patch's JPEG compression level (SFTMDConfig)
     estimator_nf: int = 64
     corrector_sees_lr: bool = False  # the Corrector also reads the LR image (EstimatorConfig)
     batch_size: int = 16
@@ -157,4 +158,4 @@ def load_config(args: argparse.Namespace) -> TrainConfig:
 def build_sftmd(config: TrainConfig) -> SFTMD:
     """The SFTMD a run trains (or trains against), channels_last."""
     return SFTMD(SFTMDConfig(scale=config.scale, nf=config.nf, nb=config.nb,
-                             bicubic_skip=config.bicubic_skip)).to(memory_format=CL)
+                             bicubic_skip=config.bicubic_skip, quality_input=config.quality_input)).to(memory_format=CL)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ikc.archs import compression_level
 from ikc.degradation import degrade, gaussian_kernel
 from ikc.imageio import IMAGE_SUFFIXES, load_image
 from ikc.kernel_code import KernelPCA, encode
@@ -33,12 +34,13 @@ class Batch:
     code: torch.Tensor  # (B, CODE_LENGTH), the true kernel code, on the sampler's device
     sigma: torch.Tensor  # (B,), kernel widths, on the CPU
     noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale, on the CPU
+    compression: torch.Tensor  # (B,), compression_level of each LR image's JPEG quality (0: lossless), on the CPU
 
     def followed_by(self, other: Batch) -> Batch:
         """This batch's entries, then `other`'s."""
         return Batch(*(torch.cat([a, b]) for a, b in zip(
-            (self.lr, self.hr, self.code, self.sigma, self.noise),
-            (other.lr, other.hr, other.code, other.sigma, other.noise))))
+            (self.lr, self.hr, self.code, self.sigma, self.noise, self.compression),
+            (other.lr, other.hr, other.code, other.sigma, other.noise, other.compression))))
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -108,4 +110,5 @@ class PatchSampler:
         lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator,
                      qualities)
         code = torch.from_numpy(encode(self.pca, kernels, noise)).to(self.device)
-        return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float())
+        compression = torch.tensor([compression_level(q) for q in qualities])
+        return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float(), compression)

@@ -135,16 +135,22 @@ class Trajectories:
 
 def frozen_sftmd(source: Path) -> tuple[SFTMD, KernelPCA, int, bool]:
     """The SFTMD to train against, its PCA, step and whether it was trained on JPEG inputs: from a run folder's
-    state or a shipped checkpoint file."""
+    state or a shipped checkpoint file. One told the JPEG quality (quality_input) is refused: the P/C batches do
+    not carry the quality to it."""
     if source.is_file():
         sftmd, pca, metadata = load_sftmd(source)
-        return sftmd.to(memory_format=CL), pca, metadata["training"]["steps"], "jpeg_range" in metadata
-    state = source / "state.safetensors"
-    meta = read_state(state)[1]
-    config = TrainConfig.from_dict(meta["config"])
-    sftmd = build_sftmd(config)  # its own architecture
-    pca, meta = load_state(state, {sftmd_weights(meta): sftmd}, None)  # the moving average if it validated better
-    return sftmd, pca, meta["step"], config.jpeg_fraction > 0
+        step, jpeg = metadata["training"]["steps"], "jpeg_range" in metadata
+    else:
+        state = source / "state.safetensors"
+        meta = read_state(state)[1]
+        config = TrainConfig.from_dict(meta["config"])
+        sftmd = build_sftmd(config)  # its own architecture
+        pca, meta = load_state(state, {sftmd_weights(meta): sftmd}, None)  # the moving average if it validated better
+        step, jpeg = meta["step"], config.jpeg_fraction > 0
+    if sftmd.config.quality_input:
+        raise SystemExit(f"{source} is an SFTMD told the JPEG quality (quality_input); P/C training does not pass the "
+                         f"quality yet: train the Predictor and Corrector against the lossless SFTMD")
+    return sftmd.to(memory_format=CL), pca, step, jpeg
 
 
 def validation_photos(config: TrainConfig, held_out: list[Path]) -> list[Path]:

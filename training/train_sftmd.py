@@ -23,14 +23,14 @@ from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
 from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
 from .state import load_state, resumed_average, save_state, start_from_checkpoint
-from .validation import mean_psnr, validation_codes, validation_set
+from .validation import mean_psnr, validation_codes, validation_levels, validation_set
 
 
 def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, device: str | torch.device,
                amp: bool, layout: torch.memory_format = CL) -> torch.Tensor:
     """One L1 step on a batch, the forward under bf16 autocast when `amp`; the loss is returned, not read back."""
     with autocast(device, amp):
-        sr = net(batch.lr.contiguous(memory_format=layout), batch.code)
+        sr = net(batch.lr.contiguous(memory_format=layout), batch.code, batch.compression.to(batch.code.device))
     loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=layout))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -39,12 +39,12 @@ def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, de
 
 
 @torch.inference_mode()
-def validate(model: SFTMD, triples, codes) -> float:
-    """Mean PSNR-Y on the held-out crops, SFTMD given the true code."""
+def validate(model: SFTMD, triples, codes, levels) -> float:
+    """Mean PSNR-Y on the held-out crops, SFTMD given the true code (and compression level)."""
     model.eval()
     device = next(model.parameters()).device
-    outputs = [model(lr.to(device).contiguous(memory_format=CL), code.to(device))
-               for (lr, _, _), code in zip(triples, codes)]
+    outputs = [model(lr.to(device).contiguous(memory_format=CL), code.to(device), level.to(device))
+               for (lr, _, _), code, level in zip(triples, codes, levels)]
     model.train()
     return mean_psnr(outputs, triples, model.config.scale)
 
@@ -74,6 +74,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
                            seed=config.seed + 1000 * rank + step, device=device)
     triples = validation_set(data_dir, config) if rank == 0 else []
     codes = validation_codes(triples, pca)
+    levels = validation_levels(triples, config)
     net = DistributedDataParallel(model) if world > 1 else model
     net = torch.compile(net) if config.compile else net
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
@@ -92,11 +93,11 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         return {"loss": loss}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
-        psnr = validate(model, triples, codes)
+        psnr = validate(model, triples, codes, levels)
         last.update(psnr=psnr, best=max(last["best"], psnr))
         if ema is None:
             return f"val_psnr_y {psnr:.3f}", psnr
-        last["ema_psnr"] = validate(ema.module, triples, codes)
+        last["ema_psnr"] = validate(ema.module, triples, codes, levels)
         return f"val_psnr_y {psnr:.3f} ema {last['ema_psnr']:.3f}", psnr
 
     def checkpoint(at: int, seconds: float) -> None:

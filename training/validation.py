@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ikc.archs import compression_level
 from ikc.degradation import centre_crop, compress_batch, degrade, gaussian_kernel, modcrop
 from ikc.imageio import load_image
 from ikc.kernel_code import KernelPCA, encode
@@ -35,6 +36,12 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
 def validation_codes(triples, pca: KernelPCA) -> list[torch.Tensor]:
     """True codes (noise 0) for the validation triples."""
     return [torch.from_numpy(encode(pca, kernel[None], 0.0)) for _, _, kernel in triples]
+
+
+def validation_levels(triples, config: TrainConfig) -> list[torch.Tensor]:
+    """Each validation triple's compression level (B=1), in validation_set's order (qualities innermost)."""
+    qualities = config.validation_qualities()
+    return [torch.tensor([compression_level(qualities[index % len(qualities)])]) for index in range(len(triples))]
 
 
 def mean_psnr(outputs: list[torch.Tensor], triples, scale: int) -> float:
