@@ -77,7 +77,8 @@ def process(model: IKC, source: Path, target: Path, iterations: int, trajectory:
         print(f"{source.name}: note: {note}")
     model = model.for_input(image.jpeg_quality)
     if model.uses_jpeg_sftmd:
-        print(f"{source.name}: note: restored with the SFTMD trained on JPEG inputs")
+        told = f", told quality {model.told_jpeg_quality}" if model.told_jpeg_quality is not None else ""
+        print(f"{source.name}: note: restored with the SFTMD trained on JPEG inputs{told}")
     if model.uses_jpeg_estimators:
         print(f"{source.name}: note: kernel estimated by the Predictor and Corrector trained on JPEG inputs")
     steps = model.run(image.pixels, iterations, render="all" if trajectory else "last")

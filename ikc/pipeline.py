@@ -276,6 +276,11 @@ class IKC:
         return self.jpeg_sftmd is not None and self.sftmd is self.jpeg_sftmd
 
     @property
+    def told_jpeg_quality(self) -> int | None:
+        """The JPEG quality the rendering SFTMD is told (one with quality_input), else None."""
+        return self.jpeg_quality if self.sftmd.config.quality_input else None
+
+    @property
     def uses_jpeg_estimators(self) -> bool:
         """True for the variant `for_input` gives a JPEG: its Predictor and Corrector were trained on JPEG inputs."""
         return self.jpeg_estimators is not None and self.predictor is self.jpeg_estimators[0]

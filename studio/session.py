@@ -142,7 +142,8 @@ def jpeg_note(model: ikc.IKC, run: RunResult) -> list[str]:
     if run.jpeg_quality is None:
         return []
     variant = model.for_input(run.jpeg_quality)
-    notes = (["restored with the SFTMD trained on JPEG inputs"] if variant.uses_jpeg_sftmd else
+    told = f", told quality {variant.told_jpeg_quality}" if variant.told_jpeg_quality is not None else ""
+    notes = ([f"restored with the SFTMD trained on JPEG inputs{told}"] if variant.uses_jpeg_sftmd else
              ["restored with the SFTMD trained on lossless images (no JPEG one for this scale and quality)"])
     if variant.uses_jpeg_estimators:
         notes.append("kernel estimated by the Predictor and Corrector trained on JPEG inputs")

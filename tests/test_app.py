@@ -410,6 +410,9 @@ def test_a_run_told_its_input_is_a_jpeg_renders_every_step_with_the_jpeg_sftmd(t
     assert not np.array_equal(run.image(2), model.render(lr, run.steps[2].code))
     assert session.jpeg_note(model, run) == ["restored with the SFTMD trained on JPEG inputs"]
     assert session.jpeg_note(model, session.RunResult(lr, 4, 0)) == []  # not told: as a lossless image
+    told = ikc.IKC(model.sftmd, model.pca, metadata={"jpeg": {"jpeg_range": [30, 95]}},
+                   jpeg_sftmd=ikc.SFTMD(ikc.SFTMDConfig(nf=8, nb=1, quality_input=True)))
+    assert session.jpeg_note(told, run) == ["restored with the SFTMD trained on JPEG inputs, told quality 60"]
 
 
 def test_a_jpeg_run_says_when_the_jpeg_estimators_estimated_its_kernel(jpeg_estimators_checkpoints):

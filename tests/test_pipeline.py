@@ -372,6 +372,7 @@ def test_a_jpeg_sftmd_with_quality_input_is_told_the_inputs_quality_whole_or_in_
     code = model.code_for(ikc.gaussian_kernel(2.0))
     low, high = model.for_input(40), model.for_input(90)
     assert (low.jpeg_quality, high.jpeg_quality) == (40, 90) and low.uses_jpeg_sftmd
+    assert (low.told_jpeg_quality, model.told_jpeg_quality) == (40, None)
     assert not np.array_equal(low.render(lr_image, code), high.render(lr_image, code))
     tiled = ikc.IKC(lossless, pca, metadata=metadata, jpeg_sftmd=told, tile_pixels=40 * 40).for_input(40)
     assert np.abs(tiled.render(lr_image, code).astype(int) - low.render(lr_image, code)).max() <= 1

@@ -415,6 +415,7 @@ def test_the_lent_gpu_script_runs_both_calls_on_the_cpu(tiny_checkpoints, photo_
     assert json.loads((out / "set5_x4.json").read_text())["images"] == ["one.png"]
     assert "--set batch_size=2 --set lr_patch=12" in (tmp_path / "runs" / "choice.txt").read_text()
     assert ikc.load(4, out / "cand").jpeg_range == (30, 95), "call 3: an SFTMD for JPEG inputs beside them"
+    assert ikc.load(4, out / "cand").jpeg_sftmd.config.quality_input, "told the quality"
 
 
 def test_a_corrector_run_that_sees_the_lr_image_grows_from_a_shipped_one_and_exports(photo_dir, tiny_checkpoints,

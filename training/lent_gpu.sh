@@ -4,7 +4,8 @@
 #                mkdir -p data/gpu_bench && cp -r ../shared/benchmarks/Set5 data/gpu_bench/   # for call 2's check
 #   call 1:      bash training/lent_gpu.sh sftmd       # throughput probe, then SFTMD x4/x3/x2 side by side
 #   call 2:      bash training/lent_gpu.sh corrector   # Correctors against the new SFTMDs, export, Set5 check
-#   or, for JPEG inputs (issue 18): bash training/lent_gpu.sh jpeg   # SFTMDs for JPEG inputs, x4/x3/x2, exported
+#   or, for JPEG inputs (issue 18): bash training/lent_gpu.sh jpeg   # SFTMDs for JPEG inputs told the quality,
+#                x4/x3/x2, exported
 # (carry data/gpu_train, data/gpu_bench; call 2 also finds call 1's runs/gpu on a machine still warm, else carry
 # the runs/gpu that call 1 brought back under $OUT). Both calls leave candidates, logs and states under $OUT.
 # Overrides: DEVICE, THREADS, OUT, RUNS, DATA, BENCH, SCALES, PROBE_SECONDS, PROBE_SETTINGS, SFTMD_MINUTES,
@@ -59,11 +60,11 @@ elif [ "$PHASE" = corrector ]; then
     fi
   done
 elif [ "$PHASE" = jpeg ]; then
-  for s in $SCALES; do  # JPEG SFTMDs, from the shipped one for JPEG inputs where there is one
+  for s in $SCALES; do  # JPEG SFTMDs told the quality, from the shipped one for JPEG inputs where there is one
     start="checkpoints/sftmd_x${s}_jpeg.safetensors"
     [ -f "$start" ] || start="checkpoints/sftmd_x$s.safetensors"
     # shellcheck disable=SC2086
-    python3 -m training.train_sftmd --config "training/configs/sftmd_x${s}_jpeg_only.yaml" \
+    python3 -m training.train_sftmd --config "training/configs/sftmd_x${s}_jpeg_quality.yaml" \
       --run-dir "$RUNS/sftmd_x${s}_jpeg" --from-checkpoint "$start" --minutes "$SFTMD_MINUTES" "${common[@]}" \
       $EXTRA >"$RUNS/sftmd_x${s}_jpeg.out" 2>&1 &
   done
