@@ -34,7 +34,7 @@ class Batch:
     code: torch.Tensor  # (B, CODE_LENGTH), the true kernel code, on the sampler's device
     sigma: torch.Tensor  # (B,), kernel widths, on the CPU
     noise: torch.Tensor  # (B,), noise sigma on the 0-255 scale, on the CPU
-    compression: torch.Tensor  # (B,), compression_level of each LR image's JPEG quality (0: lossless), on the CPU
+    compression: torch.Tensor  # (B,), each LR image's compression_level (0: lossless), on the sampler's device
 
     def followed_by(self, other: Batch) -> Batch:
         """This batch's entries, then `other`'s."""
@@ -110,5 +110,5 @@ class PatchSampler:
         lr = degrade(hr, torch.from_numpy(kernels), self.scale, torch.from_numpy(noise).float(), self.generator,
                      qualities)
         code = torch.from_numpy(encode(self.pca, kernels, noise)).to(self.device)
-        compression = torch.tensor([compression_level(q) for q in qualities])
+        compression = torch.tensor([compression_level(q) for q in qualities], device=self.device)
         return Batch(lr, hr, code, torch.from_numpy(sigma).float(), torch.from_numpy(noise).float(), compression)

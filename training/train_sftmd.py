@@ -30,7 +30,7 @@ def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, de
                amp: bool, layout: torch.memory_format = CL) -> torch.Tensor:
     """One L1 step on a batch, the forward under bf16 autocast when `amp`; the loss is returned, not read back."""
     with autocast(device, amp):
-        sr = net(batch.lr.contiguous(memory_format=layout), batch.code, batch.compression.to(batch.code.device))
+        sr = net(batch.lr.contiguous(memory_format=layout), batch.code, batch.compression)
     loss = F.l1_loss(sr.float(), batch.hr.contiguous(memory_format=layout))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
