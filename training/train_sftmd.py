@@ -23,7 +23,7 @@ from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
 from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
 from .state import load_state, resumed_average, save_state, start_from_checkpoint
-from .validation import mean_psnr, validation_codes, validation_levels, validation_set
+from .validation import ValidationCrop, mean_psnr, validation_codes, validation_set
 
 
 def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, device: str | torch.device,
@@ -39,14 +39,14 @@ def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, de
 
 
 @torch.inference_mode()
-def validate(model: SFTMD, triples, codes, levels) -> float:
+def validate(model: SFTMD, crops: list[ValidationCrop], codes: list[torch.Tensor]) -> float:
     """Mean PSNR-Y on the held-out crops, SFTMD given the true code (and compression level)."""
     model.eval()
     device = next(model.parameters()).device
-    outputs = [model(lr.to(device).contiguous(memory_format=CL), code.to(device), level.to(device))
-               for (lr, _, _), code, level in zip(triples, codes, levels)]
+    outputs = [model(crop.lr.to(device).contiguous(memory_format=CL), code.to(device), crop.compression.to(device))
+               for crop, code in zip(crops, codes)]
     model.train()
-    return mean_psnr(outputs, triples, model.config.scale)
+    return mean_psnr(outputs, crops, model.config.scale)
 
 
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | None, max_steps: int | None,
@@ -72,9 +72,8 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
-    triples = validation_set(data_dir, config) if rank == 0 else []
-    codes = validation_codes(triples, pca)
-    levels = validation_levels(triples, config)
+    crops = validation_set(data_dir, config) if rank == 0 else []
+    codes = validation_codes(crops, pca)
     net = DistributedDataParallel(model) if world > 1 else model
     net = torch.compile(net) if config.compile else net
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
@@ -93,11 +92,11 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         return {"loss": loss}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
-        psnr = validate(model, triples, codes, levels)
+        psnr = validate(model, crops, codes)
         last.update(psnr=psnr, best=max(last["best"], psnr))
         if ema is None:
             return f"val_psnr_y {psnr:.3f}", psnr
-        last["ema_psnr"] = validate(ema.module, triples, codes, levels)
+        last["ema_psnr"] = validate(ema.module, crops, codes)
         return f"val_psnr_y {psnr:.3f} ema {last['ema_psnr']:.3f}", psnr
 
     def checkpoint(at: int, seconds: float) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,12 +17,19 @@ from .config import TrainConfig
 from .dataset import list_images, split_holdout
 
 
-def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[tuple[torch.Tensor, torch.Tensor,
-                                                                                       torch.Tensor]]:
-    """Held-out (LR, HR, true code) triples: centre crops of the held-out photos at fixed widths, lossless and/or
-    saved as JPEG at each quality of `validation_jpeg` (the same LR crop compressed: degrade's last step)."""
+class ValidationCrop(NamedTuple):
+    """One held-out crop as a run validates on it."""
+    lr: torch.Tensor  # (1, 3, h, w), lossless or saved as JPEG
+    hr: torch.Tensor  # (1, 3, H, W)
+    kernel: np.ndarray  # the true blur kernel
+    compression: torch.Tensor  # (1,) the LR's compression level (ikc.archs.compression_level), 0 lossless
+
+
+def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[ValidationCrop]:
+    """Centre crops of the held-out photos at fixed widths, lossless and/or saved as JPEG at each quality of
+    `validation_jpeg` (the same LR crop compressed: degrade's last step), each with its compression level."""
     _, held = split_holdout(list_images(data_dir), config.holdout_images)
-    triples = []
+    crops = []
     for path in held:
         image = load_image(path)
         hr_pixels = modcrop(centre_crop(image, crop), config.scale)
@@ -29,22 +37,18 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)
             lr = degrade(hr, torch.from_numpy(kernel), config.scale)
-            triples += [(compress_batch(lr, [quality]), hr, kernel) for quality in config.validation_qualities()]
-    return triples
+            crops += [ValidationCrop(compress_batch(lr, [quality]), hr, kernel,
+                                     torch.tensor([compression_level(quality)]))
+                      for quality in config.validation_qualities()]
+    return crops
 
 
-def validation_codes(triples, pca: KernelPCA) -> list[torch.Tensor]:
-    """True codes (noise 0) for the validation triples."""
-    return [torch.from_numpy(encode(pca, kernel[None], 0.0)) for _, _, kernel in triples]
+def validation_codes(crops: list[ValidationCrop], pca: KernelPCA) -> list[torch.Tensor]:
+    """True codes (noise 0) for the validation crops."""
+    return [torch.from_numpy(encode(pca, crop.kernel[None], 0.0)) for crop in crops]
 
 
-def validation_levels(triples, config: TrainConfig) -> list[torch.Tensor]:
-    """Each validation triple's compression level (B=1), in validation_set's order (qualities innermost)."""
-    qualities = config.validation_qualities()
-    return [torch.tensor([compression_level(qualities[index % len(qualities)])]) for index in range(len(triples))]
-
-
-def mean_psnr(outputs: list[torch.Tensor], triples, scale: int) -> float:
+def mean_psnr(outputs: list[torch.Tensor], crops: list[ValidationCrop], scale: int) -> float:
     """Mean PSNR-Y (border = scale) of outputs against the validation HR crops."""
-    return float(np.mean([psnr_y_torch((o.cpu() * 255).round() / 255, hr, scale).item()
-                          for o, (_, hr, _) in zip(outputs, triples)]))
+    return float(np.mean([psnr_y_torch((o.cpu() * 255).round() / 255, crop.hr, scale).item()
+                          for o, crop in zip(outputs, crops)]))
