@@ -304,14 +304,15 @@ def test_jpeg_patches_are_drawn_only_when_asked_for(photo_dir):
 
 
 def test_a_jpeg_run_also_validates_on_compressed_crops(photo_dir):
-    plain = validation.validation_set(photo_dir, TrainConfig(**TINY), crop=48)
-    both = validation.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=50), crop=48)
+    pca = ikc.fit_pca(count=2000)
+    plain = validation.validation_set(photo_dir, TrainConfig(**TINY), pca, crop=48)
+    both = validation.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=50), pca, crop=48)
     assert len(both) == 2 * len(plain)
     assert all(torch.equal(a.lr, b.lr) for a, b in zip(plain, both[::2]))
     assert all(not torch.equal(a.lr, b.lr) and torch.equal(a.hr, b.hr) for a, b in zip(both[::2], both[1::2]))
     assert {float(crop.compression) for crop in both} == {0.0, 0.5}
     jpeg_only = validation.validation_set(photo_dir, TrainConfig(**TINY, validation_jpeg=[50, 90],
-                                                                 validate_lossless=False), crop=48)
+                                                                 validate_lossless=False), pca, crop=48)
     assert len(jpeg_only) == 2 * len(plain)
     assert all(torch.equal(a.lr, b.lr) for a, b in zip(both[1::2], jpeg_only[::2]))  # q50, then q90
     assert all(not torch.equal(a.lr, b.lr) for a, b in zip(plain, jpeg_only[1::2]))
@@ -482,10 +483,9 @@ def test_an_sftmd_run_told_the_jpeg_quality_grows_from_a_jpeg_checkpoint_and_p_c
     grown = run_config.build_sftmd(config)
     state.start_from_checkpoint(start, {"sftmd": grown}, 4)
     original, pca, _ = ikc.pipeline.load_sftmd(start)
-    crops = validation.validation_set(photo_dir, config)
-    codes = validation.validation_codes(crops, pca)
+    crops = validation.validation_set(photo_dir, config, pca)
     assert [round(float(crop.compression), 2) for crop in crops[:2]] == [0.5, 0.1]  # q50, then q90, per crop
-    assert train_sftmd.validate(grown, crops, codes) == pytest.approx(
-        train_sftmd.validate(original, crops, codes), abs=1e-4)  # it starts as the checkpoint
+    assert train_sftmd.validate(grown, crops) == pytest.approx(
+        train_sftmd.validate(original, crops), abs=1e-4)  # it starts as the checkpoint
     with pytest.raises(SystemExit, match="quality_input"):
         train_ikc.frozen_sftmd(tmp_path / "told")

@@ -23,7 +23,7 @@ from .config import CL, TrainConfig, add_run_arguments, build_sftmd, load_config
 from .dataset import PatchSampler, list_images, split_holdout
 from .loop import RunLog, autocast, prepare_device, rate_schedule, setup_distributed, training_loop
 from .state import load_state, resumed_average, save_state, start_from_checkpoint
-from .validation import ValidationCrop, mean_psnr, validation_codes, validation_set
+from .validation import ValidationCrop, mean_psnr, validation_set
 
 
 def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, device: str | torch.device,
@@ -39,12 +39,12 @@ def sftmd_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, de
 
 
 @torch.inference_mode()
-def validate(model: SFTMD, crops: list[ValidationCrop], codes: list[torch.Tensor]) -> float:
+def validate(model: SFTMD, crops: list[ValidationCrop]) -> float:
     """Mean PSNR-Y on the held-out crops, SFTMD given the true code (and compression level)."""
     model.eval()
     device = next(model.parameters()).device
-    outputs = [model(crop.lr.to(device).contiguous(memory_format=CL), code.to(device), crop.compression.to(device))
-               for crop, code in zip(crops, codes)]
+    outputs = [model(crop.lr.to(device).contiguous(memory_format=CL), crop.code.to(device),
+                     crop.compression.to(device)) for crop in crops]
     model.train()
     return mean_psnr(outputs, crops, model.config.scale)
 
@@ -72,8 +72,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
     train_paths, _ = split_holdout(list_images(data_dir), config.holdout_images)
     sampler = PatchSampler(train_paths, pca, config.scale, config.lr_patch, config.degradations(),
                            seed=config.seed + 1000 * rank + step, device=device)
-    crops = validation_set(data_dir, config) if rank == 0 else []
-    codes = validation_codes(crops, pca)
+    crops = validation_set(data_dir, config, pca) if rank == 0 else []
     net = DistributedDataParallel(model) if world > 1 else model
     net = torch.compile(net) if config.compile else net
     log.line(f"training {sum(p.numel() for p in model.parameters())} parameters on {len(sampler.images)} photos, "
@@ -92,11 +91,11 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, minutes: float | N
         return {"loss": loss}
 
     def run_validation(at: int, seconds: float) -> tuple[str, float]:
-        psnr = validate(model, crops, codes)
+        psnr = validate(model, crops)
         last.update(psnr=psnr, best=max(last["best"], psnr))
         if ema is None:
             return f"val_psnr_y {psnr:.3f}", psnr
-        last["ema_psnr"] = validate(ema.module, crops, codes)
+        last["ema_psnr"] = validate(ema.module, crops)
         return f"val_psnr_y {psnr:.3f} ema {last['ema_psnr']:.3f}", psnr
 
     def checkpoint(at: int, seconds: float) -> None:

@@ -21,13 +21,14 @@ class ValidationCrop(NamedTuple):
     """One held-out crop as a run validates on it."""
     lr: torch.Tensor  # (1, 3, h, w), lossless or saved as JPEG
     hr: torch.Tensor  # (1, 3, H, W)
-    kernel: np.ndarray  # the true blur kernel
+    code: torch.Tensor  # (1, CODE_LENGTH) the true kernel's code, noise 0
     compression: torch.Tensor  # (1,) the LR's compression level (ikc.archs.compression_level), 0 lossless
 
 
-def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list[ValidationCrop]:
+def validation_set(data_dir: Path, config: TrainConfig, pca: KernelPCA, crop: int = 192) -> list[ValidationCrop]:
     """Centre crops of the held-out photos at fixed widths, lossless and/or saved as JPEG at each quality of
-    `validation_jpeg` (the same LR crop compressed: degrade's last step), each with its compression level."""
+    `validation_jpeg` (the same LR crop compressed: degrade's last step), each with its true code and compression
+    level."""
     _, held = split_holdout(list_images(data_dir), config.holdout_images)
     crops = []
     for path in held:
@@ -37,15 +38,10 @@ def validation_set(data_dir: Path, config: TrainConfig, crop: int = 192) -> list
         for sigma in config.validation_sigmas:
             kernel = gaussian_kernel(sigma)
             lr = degrade(hr, torch.from_numpy(kernel), config.scale)
-            crops += [ValidationCrop(compress_batch(lr, [quality]), hr, kernel,
-                                     torch.tensor([compression_level(quality)]))
+            code = torch.from_numpy(encode(pca, kernel[None], 0.0))
+            crops += [ValidationCrop(compress_batch(lr, [quality]), hr, code, torch.tensor([compression_level(quality)]))
                       for quality in config.validation_qualities()]
     return crops
-
-
-def validation_codes(crops: list[ValidationCrop], pca: KernelPCA) -> list[torch.Tensor]:
-    """True codes (noise 0) for the validation crops."""
-    return [torch.from_numpy(encode(pca, crop.kernel[None], 0.0)) for crop in crops]
 
 
 def mean_psnr(outputs: list[torch.Tensor], crops: list[ValidationCrop], scale: int) -> float:
