@@ -433,6 +433,27 @@ def test_a_corrector_run_that_sees_the_lr_image_grows_from_a_shipped_one_and_exp
     assert len(model.run(lr, 2, render="none")) == 3
 
 
+def test_a_corrector_run_exports_its_moving_average_blended_with_the_corrector_it_started_from(
+        photo_dir, tiny_checkpoints, tmp_path):
+    config = TrainConfig(**{**TINY, "train_predictor": False, "ema_decay": 0.5, "learning_rate": 1e-2})
+    sftmd, shipped = tiny_checkpoints / "sftmd_x4.safetensors", tiny_checkpoints / "ikc_x4.safetensors"
+    train_ikc.train(config, sftmd, photo_dir, tmp_path / "run", None, 6, 1, from_checkpoint=shipped)
+    run, _ = read_state(tmp_path / "run" / "state.safetensors")
+    assert not torch.equal(run["ema.corrector.convs.0.weight"], run["corrector.convs.0.weight"])
+    out = tmp_path / "out"
+    export.export(4, sftmd, tmp_path / "run", out, photo_dir, blend_with=shipped, blend_weight=0.25)
+    written, metadata = ikc.checkpoint.read_file(out / "ikc_x4.safetensors")
+    before, _ = ikc.checkpoint.read_file(shipped)
+    key = "corrector.convs.0.weight"
+    torch.testing.assert_close(written[key].float(), 0.25 * run[f"ema.{key}"] + 0.75 * before[key].float())
+    assert torch.equal(written["predictor.convs.0.weight"].float(), run["ema.predictor.convs.0.weight"])
+    assert metadata["corrector_blend"]["weight"] == 0.25
+    with pytest.raises(SystemExit, match="from 0 to 1"):
+        export.export(4, sftmd, tmp_path / "run", out, photo_dir, blend_with=shipped, blend_weight=1.5)
+    with pytest.raises(SystemExit, match="needs --ikc-run"):
+        export.export(4, sftmd, None, out, photo_dir, blend_with=shipped)
+
+
 def test_a_corrector_run_on_gaussian_codes_moves_its_codes_and_exports_a_corrector_the_loop_keeps_on_them(
         photo_dir, tiny_checkpoints, tmp_path, monkeypatch):
     moved = []

@@ -5,9 +5,14 @@
     python -m training.export --scale 4 --sftmd-run checkpoints/sftmd_x4.safetensors --jpeg-sftmd-run runs/sftmd_x4_jpeg
     python -m training.export --scale 3 --sftmd-run checkpoints/sftmd_x3.safetensors --jpeg-ikc-run runs/pc3_jpeg
     python -m training.export --scale 2 --sftmd-run checkpoints/sftmd_x2.safetensors --halve-reversals on
+    python -m training.export --scale 2 --sftmd-run checkpoints/sftmd_x2.safetensors --ikc-run runs/c2_near \
+        --blend-with checkpoints/ikc_x2.safetensors --blend-weight 0.5
 
 --sftmd-run may be a shipped checkpoint (copied to --out unless it is there already); --ikc-run a run folder or
-one of its state files (best.safetensors: the state that converged best in validation). The loop flags set, in
+one of its state files (best.safetensors: the state that converged best in validation); a state that keeps a
+moving average of the weights exports the average, which is what its validation ran. --blend-with sets the
+Corrector to --blend-weight x the run's + the rest x another P/C file's (weight interpolation between a fine-tuned
+Corrector and the one it started from; training/LOG.md, session 21). The loop flags set, in
 ikc_x{scale} (just written or already in --out, its weights unchanged), how the loop runs this Corrector:
 --halve-reversals whether it halves an update that turns back (ikc.IKC.halves_reversals; that depends on how much
 the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
@@ -30,8 +35,10 @@ from ikc.checkpoint import (
     estimators_path,
     jpeg_estimators_path,
     jpeg_sftmd_path,
+    prefixed,
     read_file,
     read_pca,
+    read_tensors,
     save_modules,
     sftmd_path,
     write_manifest,
@@ -109,10 +116,12 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
     tree still travels to a lent GPU with the packed photos)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
-    config = TrainConfig.from_dict(read_state(ikc_state)[1]["config"])
+    tensors, meta = read_state(ikc_state)
+    config = TrainConfig.from_dict(meta["config"])
     estimator = config.estimator()
     estimators = {"predictor": Predictor(estimator), "corrector": Corrector(estimator)}
-    own_pca, meta = load_state(ikc_state, estimators, None)
+    average = "ema." if any(key.startswith("ema.") for key in tensors) else ""  # the weights validation ran
+    own_pca, meta = load_state(ikc_state, {average + name: module for name, module in estimators.items()}, None)
     if not np.array_equal(own_pca.matrix, pca.matrix):
         raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
     metadata = {**_common_metadata(config, meta, ikc_state.parent, data), "estimator": estimator.to_dict(),
@@ -133,11 +142,33 @@ def set_loop_flags(path: Path, flags: dict[str, bool]) -> Path:
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
 
 
+def blend_corrector(path: Path, partner: tuple[dict[str, torch.Tensor], dict], weight: float) -> Path:
+    """Rewrite a P/C file with its Corrector at `weight` x its own weights + (1 - weight) x `partner`'s (another P/C
+    file's tensors and metadata, read with read_file), everything else unchanged."""
+    if not 0 <= weight <= 1:
+        raise SystemExit(f"--blend-weight must be from 0 to 1, got {weight}")
+    tensors, metadata = read_tensors(path, "ikc")  # just exported: not yet in the manifest
+    other, other_metadata = partner
+    if not np.array_equal(read_pca(tensors).matrix, read_pca(other).matrix):
+        raise SystemExit("--blend-with: that file's Corrector works in another kernel PCA")
+    own, theirs = prefixed(tensors, "corrector"), prefixed(other, "corrector")
+    if {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in own.items()}:
+        raise SystemExit("--blend-with: that file's Corrector has another architecture")
+    blended = {f"corrector.{key}": (weight * value.float() + (1 - weight) * theirs[key].float()).to(value.dtype)
+               for key, value in own.items()}
+    weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
+    training = other_metadata["training"]
+    metadata["corrector_blend"] = {"weight": weight, "with": {"run": training["run"], "steps": training["steps"]}}
+    return write_tensors(path, {**weights, **blended}, read_pca(tensors), metadata, "ikc")
+
+
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
            jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None,
-           loop_flags: dict[str, bool] | None = None) -> list[Path]:
+           loop_flags: dict[str, bool] | None = None, blend_with: Path | None = None,
+           blend_weight: float = 0.5) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
-    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given; returns the written paths."""
+    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given, its Corrector blended with `blend_with`'s when given
+    (blend_corrector); returns the written paths."""
     data = data_summary(data_dir)
     target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
     written = [target]
@@ -147,8 +178,13 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
             raise SystemExit(f"{jpeg_sftmd_run} was trained with another kernel PCA than {sftmd_run}")
         written.append(target)
     estimators = estimators_path(scale, out)
+    if blend_with is not None and ikc_run is None:
+        raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
+    partner = read_file(blend_with) if blend_with is not None else None  # read before the export may replace it
     if ikc_run is not None:
         written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data, loop_flags=loop_flags))
+        if partner is not None:
+            blend_corrector(estimators, partner, blend_weight)
     elif loop_flags:
         if not estimators.is_file():
             raise SystemExit(f"--{' --'.join(flag.replace('_', '-') for flag in loop_flags)}: no {estimators} "
@@ -180,12 +216,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gaussian-codes", choices=("on", "off"),
                         help="whether the loop moves each of ikc_x{scale}'s Corrector updates onto the nearest "
                              "isotropic Gaussian (default: as the file says; a new file: as the run trained)")
+    parser.add_argument("--blend-with", type=Path, help="a P/C file (e.g. the shipped ikc_x{scale}) whose Corrector "
+                        "is blended with the run's")
+    parser.add_argument("--blend-weight", type=float, default=0.5, help="the run's share of the blended Corrector")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
     flags = {flag: getattr(args, flag) == "on" for flag in LOOP_FLAGS if getattr(args, flag) is not None}
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
-                       args.jpeg_ikc_run, flags):
+                       args.jpeg_ikc_run, flags, args.blend_with, args.blend_weight):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
