@@ -38,7 +38,6 @@ from ikc.checkpoint import (
     prefixed,
     read_file,
     read_pca,
-    read_tensors,
     save_modules,
     sftmd_path,
     write_manifest,
@@ -110,11 +109,13 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 
 
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
-                      jpeg: bool = False, loop_flags: dict[str, bool] | None = None) -> Path:
+                      jpeg: bool = False, loop_flags: dict[str, bool] | None = None,
+                      blend_with: tuple[dict[str, torch.Tensor], dict] | None = None, blend_weight: float = 0.5) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
     the given loop flags (LOOP_FLAGS) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
     on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
-    tree still travels to a lent GPU with the packed photos)."""
+    tree still travels to a lent GPU with the packed photos). With `blend_with` (another P/C file, read with
+    read_file) the Corrector is blended with that file's (blend_corrector)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     tensors, meta = read_state(ikc_state)
     config = TrainConfig.from_dict(meta["config"])
@@ -132,6 +133,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     if config.gaussian_codes:
         metadata["gaussian_codes"] = True  # trained on codes kept on the Gaussians: the loop must keep them there
     metadata.update(loop_flags or {})
+    if blend_with is not None:
+        metadata["corrector_blend"] = blend_corrector(estimators["corrector"], pca, blend_with, blend_weight)
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
@@ -142,24 +145,19 @@ def set_loop_flags(path: Path, flags: dict[str, bool]) -> Path:
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
 
 
-def blend_corrector(path: Path, partner: tuple[dict[str, torch.Tensor], dict], weight: float) -> Path:
-    """Rewrite a P/C file with its Corrector at `weight` x its own weights + (1 - weight) x `partner`'s (another P/C
-    file's tensors and metadata, read with read_file), everything else unchanged."""
-    if not 0 <= weight <= 1:
-        raise SystemExit(f"--blend-weight must be from 0 to 1, got {weight}")
-    tensors, metadata = read_tensors(path, "ikc")  # just exported: not yet in the manifest
+def blend_corrector(corrector: Corrector, pca: KernelPCA, partner: tuple[dict[str, torch.Tensor], dict],
+                    weight: float) -> dict:
+    """Set the Corrector's weights to `weight` x its own + (1 - weight) x `partner`'s (another P/C file's tensors and
+    metadata, read with read_file); returns the metadata entry that records the blend."""
     other, other_metadata = partner
-    if not np.array_equal(read_pca(tensors).matrix, read_pca(other).matrix):
+    if not np.array_equal(read_pca(other).matrix, pca.matrix):
         raise SystemExit("--blend-with: that file's Corrector works in another kernel PCA")
-    own, theirs = prefixed(tensors, "corrector"), prefixed(other, "corrector")
+    own, theirs = corrector.state_dict(), prefixed(other, "corrector")
     if {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in own.items()}:
         raise SystemExit("--blend-with: that file's Corrector has another architecture")
-    blended = {f"corrector.{key}": (weight * value.float() + (1 - weight) * theirs[key].float()).to(value.dtype)
-               for key, value in own.items()}
-    weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
+    corrector.load_state_dict({key: weight * value + (1 - weight) * theirs[key].float() for key, value in own.items()})
     training = other_metadata["training"]
-    metadata["corrector_blend"] = {"weight": weight, "with": {"run": training["run"], "steps": training["steps"]}}
-    return write_tensors(path, {**weights, **blended}, read_pca(tensors), metadata, "ikc")
+    return {"weight": weight, "with": {"run": training["run"], "steps": training["steps"]}}
 
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
@@ -169,6 +167,11 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
     ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given, its Corrector blended with `blend_with`'s when given
     (blend_corrector); returns the written paths."""
+    if blend_with is not None and ikc_run is None:
+        raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
+    if not 0 <= blend_weight <= 1:  # checked before anything is written
+        raise SystemExit(f"--blend-weight must be from 0 to 1, got {blend_weight}")
+    partner = read_file(blend_with) if blend_with is not None else None  # read before the export may replace it
     data = data_summary(data_dir)
     target, pca = export_sftmd(scale, sftmd_run, sftmd_path(scale, out), data)
     written = [target]
@@ -178,13 +181,9 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
             raise SystemExit(f"{jpeg_sftmd_run} was trained with another kernel PCA than {sftmd_run}")
         written.append(target)
     estimators = estimators_path(scale, out)
-    if blend_with is not None and ikc_run is None:
-        raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
-    partner = read_file(blend_with) if blend_with is not None else None  # read before the export may replace it
     if ikc_run is not None:
-        written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data, loop_flags=loop_flags))
-        if partner is not None:
-            blend_corrector(estimators, partner, blend_weight)
+        written.append(export_estimators(ikc_run, estimators, pca, sftmd_run, data, loop_flags=loop_flags,
+                                         blend_with=partner, blend_weight=blend_weight))
     elif loop_flags:
         if not estimators.is_file():
             raise SystemExit(f"--{' --'.join(flag.replace('_', '-') for flag in loop_flags)}: no {estimators} "
