@@ -3,7 +3,8 @@
     python -m evaluation.convergence --hr-dir DIR --scale 4 --starts predictor,1.0,4.0 [--json F] [--plot F.png]
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
-                                   [--estimation-crop 0] [--window-quantile Q] [--window-gap] [--best-render]
+                                   [--estimation-crop 0] [--estimation-crops N] [--window-quantile Q]
+                                   [--window-gap] [--best-render]
                                    [--jpeg-quality Q]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                              "Corrector's checkpoint says; IKC.keeps_gaussian_codes)")
     parser.add_argument("--predictor-noise", action="store_true", help="the Predictor's noise level, not the image's")
     parser.add_argument("--estimation-crop", type=int, help="window size in LR px (0: the whole image)")
+    parser.add_argument("--estimation-crops", type=int, help="how many windows the Predictor and Corrector read")
     parser.add_argument("--window-quantile", type=float,
                         help="the Corrector's windows: gradient energy nearest this quantile (1: the most textured)")
     parser.add_argument("--window-gap", action="store_true",
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
                "gaussian_codes": args.gaussian_codes}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
+    if args.estimation_crops is not None:
+        options["estimation_crops"] = args.estimation_crops
     if args.window_quantile is not None:
         options["window_quantile"] = args.window_quantile
     model = ikc.load(args.scale, args.checkpoints, **options)
@@ -221,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
                "checkpoints": str(args.checkpoints),
                "options": {**options, "halve_reversals": model.halves_reversals,
                            "gaussian_codes": model.keeps_gaussian_codes,
-                           "window_quantile": model.window_quantile}, "results": results}
+                           "window_quantile": model.window_quantile, "estimation_crop": model.estimation_crop,
+                           "estimation_crops": model.estimation_crops}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)

@@ -46,9 +46,10 @@ def test_command_line_writes_json_and_plot(tiny_checkpoints, tmp_path):
     out = tmp_path / "c.json"
     convergence.main(["--hr-dir", str(folder), "--scale", "4", "--checkpoints", str(tiny_checkpoints),
                       "--iterations", "2", "--crop", "96", "--json", str(out), "--plot", str(tmp_path / "c.png"),
-                      "--window-gap", "--best-render"])
+                      "--window-gap", "--best-render", "--estimation-crop", "16", "--estimation-crops", "3"])
     summary = json.loads(out.read_text())
     assert set(summary["results"]) == {"predictor", "1.0", "4.0"} and summary["photos"] == 1
+    assert (summary["options"]["estimation_crop"], summary["options"]["estimation_crops"]) == (16, 3)
     assert len(summary["results"]["4.0"]["error"]) == 3 and summary["window_gap"]["gap"] >= 0
     assert Image.open(tmp_path / "c.png").size[0] > 600
     offsets = summary["best_render_offset"]
