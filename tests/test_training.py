@@ -452,6 +452,8 @@ def test_a_corrector_run_exports_its_moving_average_blended_with_the_corrector_i
         export.export(4, sftmd, tmp_path / "run", out, photo_dir, blend_with=shipped, blend_weight=1.5)
     with pytest.raises(SystemExit, match="needs --ikc-run"):
         export.export(4, sftmd, None, out, photo_dir, blend_with=shipped)
+    with pytest.raises(SystemExit, match="not a training run's state"):  # a shipped file where a run belongs
+        export.export(4, sftmd, shipped, out, photo_dir)
 
 
 def test_a_corrector_run_on_gaussian_codes_moves_its_codes_and_exports_a_corrector_the_loop_keeps_on_them(

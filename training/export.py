@@ -46,7 +46,7 @@ from ikc.checkpoint import (
 from ikc.kernel_code import KernelPCA
 
 from .config import TrainConfig, build_sftmd
-from .state import load_state, read_state, sftmd_weights
+from .state import read_state, restore_state, sftmd_weights
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a Hugging Face Space needs no large-file storage below this
 LOOP_FLAGS = ("halve_reversals", "gaussian_codes")  # how the loop runs a Corrector: kept in its checkpoint (ikc.IKC)
@@ -95,13 +95,13 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sftmd_run, target)
         return target, read_pca(tensors)
-    state = sftmd_run / "state.safetensors"
-    config = TrainConfig.from_dict(read_state(state)[1]["config"])
+    tensors, meta = read_state(sftmd_run / "state.safetensors")
+    config = TrainConfig.from_dict(meta["config"])
     if config.scale != scale:
         raise SystemExit(f"{sftmd_run} trained x{config.scale}, not x{scale}")
     sftmd = build_sftmd(config)
-    weights = sftmd_weights(read_state(state)[1])
-    pca, meta = load_state(state, {weights: sftmd}, None)
+    weights = sftmd_weights(meta)
+    pca = restore_state(tensors, {weights: sftmd}, None)
     metadata = {**_common_metadata(config, meta, sftmd_run, data), "sftmd": sftmd.config.to_dict(), "weights": weights}
     if jpeg:
         metadata["jpeg_range"] = trained_jpeg_range(config, sftmd_run)
@@ -122,7 +122,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     estimator = config.estimator()
     estimators = {"predictor": Predictor(estimator), "corrector": Corrector(estimator)}
     average = "ema." if any(key.startswith("ema.") for key in tensors) else ""  # the weights validation ran
-    own_pca, meta = load_state(ikc_state, {average + name: module for name, module in estimators.items()}, None)
+    own_pca = restore_state(tensors, {average + name: module for name, module in estimators.items()}, None)
     if not np.array_equal(own_pca.matrix, pca.matrix):
         raise SystemExit(f"{ikc_run} was trained with another kernel PCA than {sftmd_run}")
     metadata = {**_common_metadata(config, meta, ikc_state.parent, data), "estimator": estimator.to_dict(),

@@ -30,8 +30,13 @@ def save_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim
 
 
 def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and metadata of a state file written by save_state."""
-    return read_tensors(path, STATE_KEY)
+    """Tensors and metadata of a state file written by save_state; a file without a run's metadata (a shipped
+    checkpoint, say) is refused with a message that says what to pass instead."""
+    try:
+        return read_tensors(path, STATE_KEY)
+    except KeyError:
+        raise SystemExit(f"{path} is not a training run's state (a shipped checkpoint?): pass a run folder or its "
+                         "state.safetensors") from None
 
 
 def sftmd_weights(meta: dict) -> str:
@@ -55,6 +60,12 @@ def load_state(path: Path, modules: dict[str, nn.Module],
                optimizer: torch.optim.Optimizer | None) -> tuple[KernelPCA, dict]:
     """Restore what save_state wrote; returns the PCA and the metadata (step, config, ...)."""
     tensors, meta = read_state(path)
+    return restore_state(tensors, modules, optimizer), meta
+
+
+def restore_state(tensors: dict[str, torch.Tensor], modules: dict[str, nn.Module],
+                  optimizer: torch.optim.Optimizer | None) -> KernelPCA:
+    """Fill `modules` (and the optimizer's moments) from a state's tensors, as read by read_state; returns its PCA."""
     for name, module in modules.items():
         module.load_state_dict(prefixed(tensors, name))
     if optimizer is not None:
@@ -66,7 +77,7 @@ def load_state(path: Path, modules: dict[str, nn.Module],
             value = value.reshape(()) if name == "step" else torch.empty_like(params[int(index)]).copy_(value)
             state["state"].setdefault(int(index), {})[name] = value
         optimizer.load_state_dict(state)
-    return KernelPCA.from_tensors(prefixed(tensors, "pca")), meta
+    return KernelPCA.from_tensors(prefixed(tensors, "pca"))
 
 
 def widened(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
