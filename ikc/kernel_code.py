@@ -101,14 +101,39 @@ def _nearest_width_index(kernels: np.ndarray) -> np.ndarray:
     return distances.argmin(1).reshape(kernels.shape[:-2])
 
 
-def estimate_width(kernels: np.ndarray) -> np.ndarray:
-    """Isotropic width (sigma) of the Gaussian closest in L2 to each kernel (..., K, K)."""
+def nearest_gaussian_width(kernels: np.ndarray) -> np.ndarray:
+    """Width (sigma) of the isotropic Gaussian closest in L2 to each kernel (..., K, K): the Gaussian a code is
+    moved onto (nearest_gaussian_code). On a kernel off the Gaussians it follows the peak and reads narrow."""
     return WIDTH_GRID[_nearest_width_index(kernels)]
+
+
+def _kernel_std(kernels: np.ndarray) -> np.ndarray:
+    """Standard deviation of each kernel (..., K, K) about its centre of mass, sqrt((var_x + var_y) / 2)."""
+    kernels = np.clip(np.asarray(kernels, np.float64), 0, None)
+    kernels = kernels / kernels.sum(axis=(-2, -1), keepdims=True)
+    positions = np.arange(kernels.shape[-1], dtype=np.float64)
+    marginals = (kernels.sum(-1), kernels.sum(-2))
+    variance = sum((m * positions ** 2).sum(-1) - (m * positions).sum(-1) ** 2 for m in marginals) / 2
+    return np.sqrt(np.maximum(variance, 0))
+
+
+@lru_cache(maxsize=4)
+def _bank_std(size: int) -> np.ndarray:
+    """_kernel_std of every Gaussian on WIDTH_GRID (rises with the width: sampling and the kernel's edge bend it)."""
+    return _kernel_std(_width_bank(size).reshape(-1, size, size))
+
+
+def estimate_width(kernels: np.ndarray) -> np.ndarray:
+    """Width of each kernel (..., K, K): the sigma of the isotropic Gaussian with the same standard deviation, so
+    sigma for a Gaussian. It reads a kernel off the Gaussians (a sharp core with a wide skirt, as the Correctors'
+    updates make) by how far it blurs, where the nearest Gaussian in L2 follows its peak and reads it narrow."""
+    kernels = np.asarray(kernels)
+    return np.round(np.interp(_kernel_std(kernels), _bank_std(kernels.shape[-1]), WIDTH_GRID), 2)
 
 
 def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     """Codes (..., CODE_LENGTH) moved onto the isotropic Gaussians the networks were trained on: each kernel part
-    replaced by the code of the Gaussian nearest its kernel (the one estimate_width names), the noise entry kept."""
+    replaced by the code of the Gaussian nearest its kernel (the one nearest_gaussian_width names), the noise entry kept."""
     codes = np.asarray(codes, np.float32)
     size = pca.kernel_size
     nearest = _width_bank(size)[_nearest_width_index(decode_kernel(pca, codes))]

@@ -60,6 +60,7 @@ from .kernel_code import (
     encode,
     estimate_width,
     nearest_gaussian_code_torch,
+    nearest_gaussian_width,
     spread_projection,
 )
 from .noise import estimate_noise
@@ -371,7 +372,7 @@ class IKC:
         return moved, change if change != 0 else last_change  # a step that stays keeps the last direction
 
     def _width(self, code: torch.Tensor) -> float:
-        return float(estimate_width(decode_kernel(self.pca, code[0].cpu().numpy())))
+        return float(nearest_gaussian_width(decode_kernel(self.pca, code[0].cpu().numpy())))
 
     def run(self, lr_pixels: np.ndarray, iterations: int = 7, **options) -> list[Step]:
         """All steps of `steps` as a list."""

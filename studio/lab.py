@@ -58,9 +58,9 @@ def lab_degradation(payload: Any, width: Any, anisotropic: bool, sigma_x: Any, s
         kernel = ikc.gaussian_kernel(checked_number("kernel width", width, *WIDTH_LIMITS))
     photo = read_photo(payload, MAX_RESULT_PIXELS, MIN_LR_SIZE * scale)
     lr = ikc.degrade_image(photo.pixels, kernel, scale, noise, jpeg_quality=quality, noise_sigma_max=highest)
-    closest = float(ikc.estimate_width(kernel))
-    truth = Truth(ikc.modcrop(photo.pixels, scale), kernel, closest, noise,
-                  range_warning(scale, closest, bool(anisotropic), noise, quality, highest), highest)
+    true_width = float(ikc.estimate_width(kernel))
+    truth = Truth(ikc.modcrop(photo.pixels, scale), kernel, true_width, noise,
+                  range_warning(scale, true_width, bool(anisotropic), noise, quality, highest), highest)
     return lr, truth, photo.notes, scale
 
 

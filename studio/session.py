@@ -25,7 +25,7 @@ class Truth:
 
     hr: np.ndarray
     kernel: np.ndarray
-    width: float  # the kernel's width, or the closest isotropic width of an anisotropic kernel
+    width: float  # the kernel's width (ikc.estimate_width: of an anisotropic kernel, the isotropic one blurring as far)
     noise_sigma: float  # the level, or the lowest of a region-varying one
     warning: str  # why the degradation lies outside the training range, or ""
     noise_max: float | None = None  # the highest level when the noise varies by region

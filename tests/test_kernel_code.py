@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ikc
-from ikc.kernel_code import CODE_LENGTH, decode_noise, nearest_gaussian_code
+from ikc.kernel_code import CODE_LENGTH, decode_noise, nearest_gaussian_code, nearest_gaussian_width
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,19 @@ def test_nearest_gaussian_code_keeps_a_gaussian_and_moves_an_off_curve_code_onto
     assert np.allclose(nearest_gaussian_code(pca, gaussian), gaussian, atol=1e-5)
     off_curve = gaussian + np.random.default_rng(1).normal(0, 0.3, (3, CODE_LENGTH)).astype(np.float32)
     projected = nearest_gaussian_code(pca, off_curve)
-    widths = ikc.estimate_width(ikc.decode_kernel(pca, off_curve))
+    widths = nearest_gaussian_width(ikc.decode_kernel(pca, off_curve))
     expected = ikc.encode(pca, np.stack([ikc.gaussian_kernel(float(w)) for w in widths]), off_curve[:, -1] * 25)
     assert projected.shape == (3, CODE_LENGTH) and np.allclose(projected, expected, atol=1e-5)
     assert not np.allclose(projected[:, :-1], off_curve[:, :-1], atol=0.05)  # it did move
     assert np.array_equal(projected[:, -1], off_curve[:, -1])  # the noise entry is kept
+
+
+def test_the_width_of_a_kernel_is_the_gaussian_width_that_blurs_as_far():
+    gaussians = np.stack([ikc.gaussian_kernel(s) for s in (0.2, 0.5, 1.35, 3.2, 4.0)])
+    assert ikc.estimate_width(gaussians).tolist() == pytest.approx([0.2, 0.5, 1.35, 3.2, 4.0], abs=0.01)
+    assert ikc.estimate_width(np.roll(ikc.gaussian_kernel(1.5), 2, axis=1)) == pytest.approx(1.5, abs=0.01)
+    assert ikc.estimate_width(ikc.anisotropic_gaussian_kernel(1.0, 2.0, 30)) == pytest.approx(np.sqrt(2.5), abs=0.01)
+    # a sharp core with a wide skirt: the nearest Gaussian in L2 follows the core, the width how far it blurs
+    mixture = 0.6 * ikc.gaussian_kernel(0.8) + 0.4 * ikc.gaussian_kernel(2.5)
+    assert nearest_gaussian_width(mixture) < 1.3
+    assert ikc.estimate_width(mixture) == pytest.approx(np.sqrt(0.6 * 0.8 ** 2 + 0.4 * 2.5 ** 2), abs=0.02)

@@ -228,7 +228,7 @@ def test_a_step_that_turns_back_is_halved_which_stops_an_overshooting_corrector(
                      gaussian_codes=gaussian)
     start = model.code_for(ikc.gaussian_kernel(1.0))
     widths = [step.kernel_width for step in looped.run(lr_image, 6, init_code=start, render="none")]
-    assert widths[1] > 3.0  # the first update jumps past 2.5
+    assert widths[1] > 2.8  # the first update jumps past 2.5
     if halve:
         assert widths[2:] == pytest.approx([2.5] * 5, abs=0.02)  # the turn lands half-way back, on the target
     else:
