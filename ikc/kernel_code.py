@@ -133,7 +133,8 @@ def estimate_width(kernels: np.ndarray) -> np.ndarray:
 
 def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     """Codes (..., CODE_LENGTH) moved onto the isotropic Gaussians the networks were trained on: each kernel part
-    replaced by the code of the Gaussian nearest its kernel (the one nearest_gaussian_width names), the noise entry kept."""
+    replaced by the code of the Gaussian nearest its kernel (the one nearest_gaussian_width names), the noise entry
+    kept."""
     codes = np.asarray(codes, np.float32)
     size = pca.kernel_size
     nearest = _width_bank(size)[_nearest_width_index(decode_kernel(pca, codes))]
