@@ -86,7 +86,7 @@ class Step:
     index: int
     code: np.ndarray  # (CODE_LENGTH,) kernel code with the noise entry last
     kernel: np.ndarray  # (21, 21) kernel drawn back from the code
-    kernel_width: float  # isotropic width closest to `kernel`
+    kernel_width: float  # its width: how far it blurs (kernel_code.estimate_width)
     noise_sigma: float  # noise level on the 0-255 scale
     sr: np.ndarray | None  # (H*s, W*s, 3) uint8
 
