@@ -49,8 +49,12 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
-    """Split off `count` images chosen by a hash of their names: (train, held out), stable across runs."""
-    ranked = sorted(paths, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+    """Split off `count` images chosen by a hash of their names: (train, held out), stable across runs.
+
+    The hash reads each name as the PNG that prepare_data writes, so a packed copy (`x.jpg`) holds out the same
+    photos as the originals (`x.png`): hashing the JPEG names held out four other photos and trained on these.
+    """
+    ranked = sorted(paths, key=lambda p: hashlib.sha256(p.with_suffix(".png").name.encode()).hexdigest())
     held = set(ranked[:count])
     return [p for p in paths if p not in held], [p for p in paths if p in held]
 
