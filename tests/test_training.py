@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,13 @@ def test_holdout_split_is_stable_and_disjoint(photo_dir):
     paths = list_images(photo_dir)
     train, held = split_holdout(paths, 2)
     assert len(held) == 2 and not set(train) & set(held) and split_holdout(paths, 2) == (train, held)
+
+
+def test_a_packed_copy_holds_out_the_same_photos():
+    names = [f"source__photo_{i:02d}" for i in range(40)]
+    _, originals = split_holdout([Path("data/train") / f"{n}.png" for n in names], 4)
+    _, packed = split_holdout([Path("data/gpu_train") / f"{n}.jpg" for n in names], 4)
+    assert [p.stem for p in packed] == [p.stem for p in originals]
 
 
 def test_learning_rate_warms_up_then_decays():
