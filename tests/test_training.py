@@ -75,18 +75,27 @@ def test_anneal_schedule_warms_up_by_step_then_follows_the_clock(monkeypatch):
     assert rate_schedule(config, 500)(50) == learning_rate(50, config)  # without anneal: by step
 
 
-def test_pack_photos_writes_jpeg_crops_and_a_marked_manifest(photo_dir, tmp_path):
+def test_pack_photos_halves_large_photos_and_writes_jpeg_crops_with_a_marked_manifest(photo_dir, tmp_path):
     (tmp_path / "data").mkdir()
     for path in list_images(photo_dir)[:2]:
         (tmp_path / "data" / path.name).write_bytes(path.read_bytes())
     (tmp_path / "data" / "manifest.json").write_text(json.dumps([{"file": "a.png", "source": "test"}]))
-    written = pack_photos.pack(tmp_path / "data", tmp_path / "out", crop=40, quality=90)
+    written = pack_photos.pack(tmp_path / "data", tmp_path / "out", crop=150, quality=95, halve_from=400)
     packed = list_images(tmp_path / "out")
     assert len(packed) == 2 and all(p.suffix == ".jpg" for p in packed)
     assert written == sum(p.stat().st_size for p in packed)
-    assert all(max(ikc.load_image(p).shape[:2]) <= 40 for p in packed)
+    assert all(max(ikc.load_image(p).shape[:2]) <= 150 for p in packed)
     entry, = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert entry["source"] == "test" and "JPEG quality 90" in entry["packed"]
+    assert entry["source"] == "test" and "JPEG quality 95" in entry["packed"] and "halved" in entry["packed"]
+
+
+def test_packed_photo_is_halved_with_antialiasing_only_from_its_threshold():
+    stripes = np.zeros((200, 300, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: a halving without antialiasing would keep them black or white
+    halved = pack_photos.packed_photo(stripes, crop=500, halve_from=200)
+    assert halved.shape == (100, 150, 3) and np.abs(halved[10:-10, 10:-10].astype(int) - 128).max() <= 8
+    kept = pack_photos.packed_photo(stripes, crop=64, halve_from=201)
+    assert kept.shape == (64, 64, 3) and np.array_equal(kept, stripes[68:132, 118:182])
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A lent GPU session in two calls of the device tool (each under its 10-minute limit), every run resumable:
-#   here, once:  python -m training.pack_photos                       # data/gpu_train (9 MiB), carried along
+#   here, once:  python -m training.pack_photos                       # data/gpu_train (8.5 MiB), carried along
 #                mkdir -p data/gpu_bench && cp -r ../shared/benchmarks/Set5 data/gpu_bench/   # for call 2's check
 #   call 1:      bash training/lent_gpu.sh sftmd       # throughput probe, then SFTMD x4/x3/x2 side by side
 #   call 2:      bash training/lent_gpu.sh corrector   # Correctors against the new SFTMDs, export, Set5 check
