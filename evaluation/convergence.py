@@ -4,6 +4,7 @@
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
                                    [--estimation-crop 0] [--estimation-crops N] [--window-quantile Q]
+                                   [--window-groups G]
                                    [--window-gap] [--best-render]
                                    [--jpeg-quality Q]
 
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--estimation-crops", type=int, help="how many windows the Predictor and Corrector read")
     parser.add_argument("--window-quantile", type=float,
                         help="the Corrector's windows: gradient energy nearest this quantile (1: the most textured)")
+    parser.add_argument("--window-groups", type=int,
+                        help="groups of windows the Corrector reads in turn, one a step (default: as its checkpoint "
+                             "says; IKC.corrector_window_groups)")
     parser.add_argument("--window-gap", action="store_true",
                         help="also compare the final width of the fast loop with the whole-image loop's")
     parser.add_argument("--best-render", action="store_true",
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ikc.use_available_cpus()
     options = {"noise_from_image": not args.predictor_noise, "halve_reversals": args.halve_reversals,
-               "gaussian_codes": args.gaussian_codes}
+               "gaussian_codes": args.gaussian_codes, "window_groups": args.window_groups}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
     if args.estimation_crops is not None:
@@ -225,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
                "checkpoints": str(args.checkpoints),
                "options": {**options, "halve_reversals": model.halves_reversals,
                            "gaussian_codes": model.keeps_gaussian_codes,
-                           "window_quantile": model.window_quantile, "estimation_crop": model.estimation_crop,
+                           "window_quantile": model.window_quantile, "window_groups": model.corrector_window_groups,
+                           "estimation_crop": model.estimation_crop,
                            "estimation_crops": model.estimation_crops}, "results": results}
     if args.window_gap:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})

@@ -17,7 +17,10 @@ turn is read on the width after the move onto the Gaussians, session 18). With
 gaussian_codes, each corrected code is moved onto the nearest isotropic Gaussian, the only kernels SFTMD and the
 PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD renders a right width badly
 (training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
-by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`). With window_quantile below
+by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`). With window_groups
+g > 1 (also in the checkpoint, `--window-groups`) the Predictor averages over g x estimation_crops textured windows
+and the Corrector reads them in g groups, one group a step (ranks g apart in each), so the estimate rests on more of
+the image at the cost of the same window pixels per step (training/LOG.md, session 24). With window_quantile below
 1 the Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
@@ -175,13 +178,15 @@ class IKC:
                  window_quantile: float = 1.0, tile_pixels: int | None = None, tile_overlap: int = 16,
                  noise_from_image: bool = True,
                  halve_reversals: bool | None = None, gaussian_codes: bool | None = None,
-                 jpeg_sftmd: SFTMD | None = None,
+                 window_groups: int | None = None, jpeg_sftmd: SFTMD | None = None,
                  jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
                              f"least 1; got {estimation_crop!r} and {estimation_crops!r}")
         if not 0.0 <= window_quantile <= 1.0:
             raise ValueError(f"window_quantile must be from 0 to 1; got {window_quantile!r}")
+        if window_groups is not None and not (isinstance(window_groups, int) and window_groups >= 1):
+            raise ValueError(f"window_groups must be None or a whole number, 1 or more; got {window_groups!r}")
         self.sftmd = sftmd.eval().to(memory_format=CL)
         self.predictor = predictor.eval() if predictor is not None else None
         self.corrector = corrector.eval().to(memory_format=CL) if corrector is not None else None
@@ -196,6 +201,7 @@ class IKC:
         self.noise_from_image = noise_from_image
         self.halve_reversals = halve_reversals  # None: as the Corrector's checkpoint says (halves_reversals)
         self.gaussian_codes = gaussian_codes  # None: as the Corrector's checkpoint says (keeps_gaussian_codes)
+        self.window_groups = window_groups  # None: as the Corrector's checkpoint says (corrector_window_groups)
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
         self.jpeg_estimators = None if jpeg_estimators is None else (
             jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
@@ -256,20 +262,26 @@ class IKC:
     def halves_reversals(self) -> bool:
         """Whether a Corrector update that turns back is applied at half size: as asked when the pipeline was made,
         else as the checkpoint of the Corrector in use says."""
-        return self._loop_flag(self.halve_reversals, "halve_reversals")
+        return bool(self._loop_setting(self.halve_reversals, "halve_reversals", False))
 
     @property
     def keeps_gaussian_codes(self) -> bool:
         """Whether every step's code is moved onto the nearest isotropic Gaussian (kernel_code.nearest_gaussian_code),
         the kernels SFTMD was trained on: as asked when the pipeline was made, else as the Corrector's checkpoint says."""
-        return self._loop_flag(self.gaussian_codes, "gaussian_codes")
+        return bool(self._loop_setting(self.gaussian_codes, "gaussian_codes", False))
 
-    def _loop_flag(self, asked: bool | None, key: str) -> bool:
-        """A loop setting: `asked` unless None, else the flag `key` in the checkpoint of the Corrector in use."""
+    @property
+    def corrector_window_groups(self) -> int:
+        """How many groups of estimation_crops windows the Corrector reads in turn, one group a step: as asked when
+        the pipeline was made, else as the Corrector's checkpoint says (1: the same windows at every step)."""
+        return int(self._loop_setting(self.window_groups, "window_groups", 1))
+
+    def _loop_setting(self, asked: bool | int | None, key: str, default: bool | int) -> bool | int:
+        """A loop setting: `asked` unless None, else `key` in the checkpoint of the Corrector in use (or default)."""
         if asked is not None:
             return asked
         estimators = "jpeg_estimators" if self.uses_jpeg_estimators else "estimators"
-        return bool(self.metadata.get(estimators, {}).get(key, False))
+        return self.metadata.get(estimators, {}).get(key, default)
 
     @property
     def uses_jpeg_sftmd(self) -> bool:
@@ -332,19 +344,23 @@ class IKC:
         if iterations > 0 and self.corrector is None:
             raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
         lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
-        windows = self._estimation_regions(lr, self.window_quantile)
-        whole = windows.shape[0] == 1 and windows.shape[-2:] == lr.shape[-2:]
+        groups = self.corrector_window_groups
+        regions = self._estimation_regions(lr, self.window_quantile, groups)
+        whole = regions.shape[0] == 1 and regions.shape[-2:] == lr.shape[-2:]
         if init_code is not None:
             code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device)
         else:  # the Predictor reads the most textured windows: the Corrector's own unless it asked for others
-            code = self._predict(windows if self.window_quantile == 1.0 else self._estimation_regions(lr), lr_pixels)
-        crop_sr, last_change = None, 0.0
+            code = self._predict(regions if self.window_quantile == 1.0 else self._estimation_regions(lr, 1.0, groups),
+                                 lr_pixels)
+        window_sets = [regions[g::groups] for g in range(min(groups, len(regions)))]  # ranks g apart in each
+        crop_sr, windows, last_change = None, window_sets[0], 0.0
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(windows), -1), windows).mean(0, keepdim=True)
                 code, last_change = self._corrected(code, update, last_change)
             if index < iterations or reuse:
+                windows = window_sets[index % len(window_sets)]  # the windows the next update reads
                 crop_sr = self._sftmd(windows, code.expand(len(windows), -1), self.estimation_sftmd)
             wanted = render == "all" or (render == "last" and index == iterations)
             sr = None
@@ -388,13 +404,14 @@ class IKC:
                 code[0, PCA_COMPONENTS] = noise / NOISE_CODE_SCALE
         return code
 
-    def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0) -> torch.Tensor:
-        """The windows at this energy quantile (textured_windows) as one batch, or the whole image: the Predictor
-        looks at the most textured ones (1.0), the Corrector at those of `window_quantile`."""
+    def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0, groups: int = 1) -> torch.Tensor:
+        """The `groups` x estimation_crops windows at this energy quantile (textured_windows) as one batch, best
+        first, or the whole image: the Predictor looks at the most textured ones (1.0), the Corrector at those of
+        `window_quantile`."""
         size = self.estimation_crop
         if size is None or max(lr.shape[-2:]) <= size:
             return lr
-        corners = textured_windows(lr, size, self.estimation_crops, quantile)
+        corners = textured_windows(lr, size, self.estimation_crops * groups, quantile)
         return torch.cat([lr[..., top:top + size, left:left + size] for top, left in corners])
 
     def _sftmd(self, lr: torch.Tensor, code: torch.Tensor, network: SFTMD | None = None) -> torch.Tensor:

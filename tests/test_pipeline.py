@@ -186,6 +186,32 @@ def test_corrector_reads_the_quantile_windows_and_the_predictor_the_textured_one
     assert np.allclose(steps[0].code[:-1], expected[:-1], atol=1e-6)
 
 
+def test_with_window_groups_the_corrector_reads_one_group_a_step_and_the_predictor_all_of_them(tiny_checkpoints,
+                                                                                              lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_groups=3)
+    assert model.corrector_window_groups == 3
+    lr = ikc.imageio.to_tensor(lr_image)
+    regions = model._estimation_regions(lr, 1.0, 3)  # the 6 most textured windows, best first
+    assert regions.shape == (6, 3, 16, 16)
+    seen = []
+    corrector = model.corrector
+    model.corrector = lambda sr, code, windows: seen.append(windows) or corrector(sr, code, windows)
+    steps = model.run(lr_image, 4, render="none")
+    groups = [regions[[0, 3]], regions[[1, 4]], regions[[2, 5]]]  # ranks 3 apart: each group has one of the best
+    assert len(seen) == 4 and all(torch.equal(w, groups[i % 3]) for i, w in enumerate(seen))
+    expected = model.predictor(regions).mean(0).detach().numpy()
+    assert np.allclose(steps[0].code[:-1], expected[:-1], atol=1e-6)
+    same = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_groups=1).run(lr_image, 3)
+    default = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2).run(lr_image, 3)
+    assert all(np.array_equal(a.code, b.code) and np.array_equal(a.sr, b.sr) for a, b in zip(same, default))
+
+
+@pytest.mark.parametrize("groups", [0, 2.5, "3"])
+def test_window_groups_that_are_not_a_whole_number_from_1_are_refused(tiny_checkpoints, groups):
+    with pytest.raises(ValueError, match="window_groups must be"):
+        ikc.load(4, tiny_checkpoints, window_groups=groups)
+
+
 def test_a_window_quantile_outside_0_1_is_refused(tiny_checkpoints):
     with pytest.raises(ValueError, match="window_quantile must be"):
         ikc.load(4, tiny_checkpoints, window_quantile=1.5)
@@ -270,6 +296,20 @@ def test_export_sets_gaussian_codes_which_a_run_trained_that_way_implies(tiny_ch
     model = ikc.load(4, folder)
     assert model.keeps_gaussian_codes and not model.halves_reversals  # the other flag is left alone
     assert not ikc.load(4, folder, gaussian_codes=False).keeps_gaussian_codes
+
+
+def test_export_sets_the_window_groups_of_a_shipped_corrector(tiny_checkpoints, photo_dir, tmp_path):
+    folder = shutil.copytree(tiny_checkpoints, tmp_path / "copy")
+    assert ikc.load(4, folder).corrector_window_groups == 1  # a file without the setting: the same windows always
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--window-groups", "3"])
+    model = ikc.load(4, folder)
+    assert model.corrector_window_groups == 3 and not model.halves_reversals  # the flags are left alone
+    assert ikc.load(4, folder, window_groups=1).corrector_window_groups == 1
+    with pytest.raises(SystemExit):
+        export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                     "--data", str(photo_dir), "--window-groups", "0"])
+    assert ikc.load(4, folder).corrector_window_groups == 3  # refused before anything was written
 
 
 def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):

@@ -16,7 +16,8 @@ Corrector and the one it started from; training/LOG.md, session 21). The loop fl
 ikc_x{scale} (just written or already in --out, its weights unchanged), how the loop runs this Corrector:
 --halve-reversals whether it halves an update that turns back (ikc.IKC.halves_reversals; that depends on how much
 the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
-(ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way).
+(ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way), --window-groups in how many groups of
+windows the Corrector reads the image, one group a step (ikc.IKC.corrector_window_groups; 1 by default).
 """
 from __future__ import annotations
 
@@ -109,10 +110,10 @@ def export_sftmd(scale: int, sftmd_run: Path, target: Path, data: dict, jpeg: bo
 
 
 def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Path, data: dict,
-                      jpeg: bool = False, loop_flags: dict[str, bool] | None = None,
+                      jpeg: bool = False, loop_flags: dict[str, bool | int] | None = None,
                       blend_with: tuple[dict[str, torch.Tensor], dict] | None = None, blend_weight: float = 0.5) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
-    the given loop flags (LOOP_FLAGS) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
+    the given loop settings (LOOP_FLAGS, and window_groups) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
     on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
     tree still travels to a lent GPU with the packed photos). With `blend_with` (another P/C file, read with
     read_file) the Corrector is blended with that file's (blend_corrector)."""
@@ -138,8 +139,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
     return save_modules(target, estimators, pca, metadata, torch.float16 if jpeg else storage_dtype(estimators))
 
 
-def set_loop_flags(path: Path, flags: dict[str, bool]) -> Path:
-    """Rewrite a Predictor/Corrector file with the given loop flags (LOOP_FLAGS), its weights unchanged."""
+def set_loop_flags(path: Path, flags: dict[str, bool | int]) -> Path:
+    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, and window_groups), its weights unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
@@ -162,10 +163,10 @@ def blend_corrector(corrector: Corrector, pca: KernelPCA, partner: tuple[dict[st
 
 def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_dir: Path,
            jpeg_sftmd_run: Path | None = None, jpeg_ikc_run: Path | None = None,
-           loop_flags: dict[str, bool] | None = None, blend_with: Path | None = None,
+           loop_flags: dict[str, bool | int] | None = None, blend_with: Path | None = None,
            blend_weight: float = 0.5) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
-    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS) where given, its Corrector blended with `blend_with`'s when given
+    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS, and window_groups) where given, its Corrector blended with `blend_with`'s when given
     (blend_corrector); returns the written paths."""
     if blend_with is not None and ikc_run is None:
         raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gaussian-codes", choices=("on", "off"),
                         help="whether the loop moves each of ikc_x{scale}'s Corrector updates onto the nearest "
                              "isotropic Gaussian (default: as the file says; a new file: as the run trained)")
+    parser.add_argument("--window-groups", type=int,
+                        help="how many groups of windows ikc_x{scale}'s Corrector reads in turn, one group a step "
+                             "(ikc.IKC.corrector_window_groups; default: as the file says; a new file: 1)")
     parser.add_argument("--blend-with", type=Path, help="a P/C file (e.g. the shipped ikc_x{scale}) whose Corrector "
                         "is blended with the run's")
     parser.add_argument("--blend-weight", type=float, default=0.5, help="the run's share of the blended Corrector")
@@ -222,6 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/train"), help="training photos (for metadata)")
     args = parser.parse_args(argv)
     flags = {flag: getattr(args, flag) == "on" for flag in LOOP_FLAGS if getattr(args, flag) is not None}
+    if args.window_groups is not None:
+        if args.window_groups < 1:
+            parser.error(f"--window-groups must be 1 or more, got {args.window_groups}")
+        flags["window_groups"] = args.window_groups
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
                        args.jpeg_ikc_run, flags, args.blend_with, args.blend_weight):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
