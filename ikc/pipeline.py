@@ -19,8 +19,9 @@ PCA know: a Corrector's updates otherwise drift off that curve, where SFTMD rend
 (training/LOG.md, session 17). Both are properties of a Corrector (how it was trained, whether it overshoots), so
 by default its checkpoint says (`training.export --halve-reversals`, `--gaussian-codes`). With window_groups
 g > 1 (also in the checkpoint, `--window-groups`) the Predictor averages over g x estimation_crops textured windows
-and the Corrector reads them in g groups, one group a step (ranks g apart in each), so the estimate rests on more of
-the image at the cost of the same window pixels per step (training/LOG.md, session 24). With window_quantile below
+and the Corrector reads them in g groups, one group a step (ranks g apart in each); each step moves the code to the
+mean of every group's latest reading (its code plus its update), so the estimate rests on more of the image at the
+cost of the same window pixels per step; moving to one group's reading alone zigzags (training/LOG.md, session 24). With window_quantile below
 1 the Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
@@ -354,10 +355,14 @@ class IKC:
                                  lr_pixels)
         window_sets = [regions[g::groups] for g in range(min(groups, len(regions)))]  # ranks g apart in each
         crop_sr, windows, last_change = None, window_sets[0], 0.0
+        readings: dict[int, torch.Tensor] = {}  # with groups: each group's latest corrected code
         reuse = whole and self.estimation_sftmd is self.sftmd  # the Corrector's SR image is the result itself
         for index in range(iterations + 1):
             if index > 0:
                 update = self.corrector(crop_sr, code.expand(len(windows), -1), windows).mean(0, keepdim=True)
+                if len(window_sets) > 1:  # move to the mean of every group's latest reading
+                    readings[(index - 1) % len(window_sets)] = code + update
+                    update = torch.cat(list(readings.values())).mean(0, keepdim=True) - code
                 code, last_change = self._corrected(code, update, last_change)
             if index < iterations or reuse:
                 windows = window_sets[index % len(window_sets)]  # the windows the next update reads

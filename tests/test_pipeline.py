@@ -206,6 +206,20 @@ def test_with_window_groups_the_corrector_reads_one_group_a_step_and_the_predict
     assert all(np.array_equal(a.code, b.code) and np.array_equal(a.sr, b.sr) for a, b in zip(same, default))
 
 
+def test_with_window_groups_each_step_moves_to_the_mean_of_every_groups_latest_reading(tiny_checkpoints, lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_groups=3)
+    regions = model._estimation_regions(ikc.imageio.to_tensor(lr_image), 1.0, 3)
+    groups = [regions[[0, 3]], regions[[1, 4]], regions[[2, 5]]]
+    d = torch.zeros(1, model.predictor(regions[:1]).shape[1])
+    d[0, 0] = 0.3
+    updates = [d, -d, 0 * d]  # what a fake Corrector reads in each group
+    model.corrector = lambda sr, code, windows: next(
+        u for g, u in zip(groups, updates) if torch.equal(g, windows)).expand(len(windows), -1)
+    codes = [step.code[0] for step in model.run(lr_image, 4, render="none")]
+    c0 = codes[0]
+    assert codes[1:] == pytest.approx([c0 + 0.3, c0 + 0.15, c0 + 0.15, c0 + 0.2], abs=1e-5)  # (c1 + d ...) / 3 at 4
+
+
 @pytest.mark.parametrize("groups", [0, 2.5, "3"])
 def test_window_groups_that_are_not_a_whole_number_from_1_are_refused(tiny_checkpoints, groups):
     with pytest.raises(ValueError, match="window_groups must be"):
