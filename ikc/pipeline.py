@@ -21,8 +21,9 @@ by default its checkpoint says (`training.export --halve-reversals`, `--gaussian
 g > 1 (also in the checkpoint, `--window-groups`) the Predictor averages over g x estimation_crops textured windows
 and the Corrector reads them in g groups, one group a step (ranks g apart in each); each step moves the code to the
 mean of every group's latest reading (its code plus its update), so the estimate rests on more of the image at the
-cost of the same window pixels per step; moving to one group's reading alone zigzags (training/LOG.md, session 24). With window_quantile below
-1 the Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
+cost of the same window pixels per step; moving to one group's reading alone zigzags (an experiment: it reads
+smooth photos wide, so no shipped Corrector uses it; training/LOG.md, session 24). With window_quantile below 1 the
+Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
 JPEG inputs where one ships (sftmd_x{s}_jpeg), which does not enlarge the 8x8 blocks the lossless one draws. The
@@ -351,8 +352,8 @@ class IKC:
         if init_code is not None:
             code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device)
         else:  # the Predictor reads the most textured windows: the Corrector's own unless it asked for others
-            code = self._predict(regions if self.window_quantile == 1.0 else self._estimation_regions(lr, 1.0, groups),
-                                 lr_pixels)
+            textured = regions if self.window_quantile == 1.0 else self._estimation_regions(lr, 1.0, groups)
+            code = self._predict(textured, lr_pixels)
         window_sets = [regions[g::groups] for g in range(min(groups, len(regions)))]  # ranks g apart in each
         crop_sr, windows, last_change = None, window_sets[0], 0.0
         readings: dict[int, torch.Tensor] = {}  # with groups: each group's latest corrected code

@@ -113,10 +113,10 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
                       jpeg: bool = False, loop_flags: dict[str, bool | int] | None = None,
                       blend_with: tuple[dict[str, torch.Tensor], dict] | None = None, blend_weight: float = 0.5) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
-    the given loop settings (LOOP_FLAGS, and window_groups) over those the run implies. For JPEG inputs (`jpeg`), the run must have trained
-    on them, the metadata keeps their qualities, and the weights are stored in float16 (half the bytes, so that the
-    tree still travels to a lent GPU with the packed photos). With `blend_with` (another P/C file, read with
-    read_file) the Corrector is blended with that file's (blend_corrector)."""
+    the given loop settings (LOOP_FLAGS, and window_groups) over those the run implies. For JPEG inputs (`jpeg`),
+    the run must have trained on them, the metadata keeps their qualities, and the weights are stored in float16
+    (half the bytes, so that the tree still travels to a lent GPU with the packed photos). With `blend_with`
+    (another P/C file, read with read_file) the Corrector is blended with that file's (blend_corrector)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     tensors, meta = read_state(ikc_state)
     config = TrainConfig.from_dict(meta["config"])
@@ -140,7 +140,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
 
 
 def set_loop_flags(path: Path, flags: dict[str, bool | int]) -> Path:
-    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, and window_groups), its weights unchanged."""
+    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, and window_groups), its weights
+    unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
@@ -166,8 +167,8 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
            loop_flags: dict[str, bool | int] | None = None, blend_with: Path | None = None,
            blend_weight: float = 0.5) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
-    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS, and window_groups) where given, its Corrector blended with `blend_with`'s when given
-    (blend_corrector); returns the written paths."""
+    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS, and window_groups) where given, its Corrector blended with
+    `blend_with`'s when given (blend_corrector); returns the written paths."""
     if blend_with is not None and ikc_run is None:
         raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
     if not 0 <= blend_weight <= 1:  # checked before anything is written
