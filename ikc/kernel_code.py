@@ -107,14 +107,27 @@ def nearest_gaussian_width(kernels: np.ndarray) -> np.ndarray:
     return WIDTH_GRID[_nearest_width_index(kernels)]
 
 
-def _kernel_std(kernels: np.ndarray) -> np.ndarray:
-    """Standard deviation of each kernel (..., K, K) about its centre of mass, sqrt((var_x + var_y) / 2)."""
+def _normalised_marginal_offsets(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each kernel (..., K, K) clipped at 0 and summed to 1, with its rows' and columns' offsets from its centre of
+    mass (..., K, 1) and (..., 1, K)."""
     kernels = np.clip(np.asarray(kernels, np.float64), 0, None)
     kernels = kernels / kernels.sum(axis=(-2, -1), keepdims=True)
     positions = np.arange(kernels.shape[-1], dtype=np.float64)
-    marginals = (kernels.sum(-1), kernels.sum(-2))
-    variance = sum((m * positions ** 2).sum(-1) - (m * positions).sum(-1) ** 2 for m in marginals) / 2
-    return np.sqrt(np.maximum(variance, 0))
+    rows = positions - (kernels.sum(-1) * positions).sum(-1)[..., None]
+    cols = positions - (kernels.sum(-2) * positions).sum(-1)[..., None]
+    return kernels, rows[..., :, None], cols[..., None, :]
+
+
+def _kernel_std(kernels: np.ndarray) -> np.ndarray:
+    """Standard deviation of each kernel (..., K, K) about its centre of mass, sqrt((var_x + var_y) / 2)."""
+    kernels, rows, cols = _normalised_marginal_offsets(kernels)
+    return np.sqrt((kernels * (rows ** 2 + cols ** 2)).sum((-2, -1)) / 2)
+
+
+def _kernel_mean_radius(kernels: np.ndarray) -> np.ndarray:
+    """Mean distance of each kernel's (..., K, K) mass from its centre of mass."""
+    kernels, rows, cols = _normalised_marginal_offsets(kernels)
+    return (kernels * np.sqrt(rows ** 2 + cols ** 2)).sum((-2, -1))
 
 
 @lru_cache(maxsize=4)
@@ -131,18 +144,54 @@ def estimate_width(kernels: np.ndarray) -> np.ndarray:
     return np.round(np.interp(_kernel_std(kernels), _bank_std(kernels.shape[-1]), WIDTH_GRID), 2)
 
 
+@lru_cache(maxsize=4)
+def _bank_mean_radius(size: int) -> np.ndarray:
+    """_kernel_mean_radius of every Gaussian on WIDTH_GRID."""
+    return _kernel_mean_radius(_width_bank(size).reshape(-1, size, size))
+
+
+def _mean_radius_index(kernels: np.ndarray) -> np.ndarray:
+    """Index on WIDTH_GRID of the isotropic Gaussian whose mass lies as far from its centre on average as each
+    kernel's (..., K, K). Decoding is linear, so a blend of Gaussians (what an unsure Corrector's update decodes to)
+    reads as the mean of their widths: between the L2-nearest one (its peak) and estimate_width (the RMS)."""
+    radius = _kernel_mean_radius(kernels)
+    return np.abs(radius[..., None] - _bank_mean_radius(kernels.shape[-1])).argmin(-1)
+
+
+def mean_radius_width(kernels: np.ndarray) -> np.ndarray:
+    """Width of the Gaussian whose mass lies as far from its centre on average as each kernel's (..., K, K): the
+    Gaussian a stalled code moves onto (mean_radius_gaussian_code)."""
+    return WIDTH_GRID[_mean_radius_index(np.asarray(kernels))]
+
+
+def _onto_gaussians(pca: KernelPCA, codes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Codes whose kernel part is replaced by the code of the Gaussian at each WIDTH_GRID index, noise kept."""
+    size = pca.kernel_size
+    projected = encode(pca, _width_bank(size)[indices].reshape(*codes.shape[:-1], size, size))
+    projected[..., PCA_COMPONENTS] = codes[..., PCA_COMPONENTS]
+    return projected
+
+
 def nearest_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
     """Codes (..., CODE_LENGTH) moved onto the isotropic Gaussians the networks were trained on: each kernel part
     replaced by the code of the Gaussian nearest its kernel (the one nearest_gaussian_width names), the noise entry
     kept."""
     codes = np.asarray(codes, np.float32)
-    size = pca.kernel_size
-    nearest = _width_bank(size)[_nearest_width_index(decode_kernel(pca, codes))]
-    projected = encode(pca, nearest.reshape(*codes.shape[:-1], size, size))
-    projected[..., PCA_COMPONENTS] = codes[..., PCA_COMPONENTS]
-    return projected
+    return _onto_gaussians(pca, codes, _nearest_width_index(decode_kernel(pca, codes)))
+
+
+def mean_radius_gaussian_code(pca: KernelPCA, codes: np.ndarray) -> np.ndarray:
+    """Codes (..., CODE_LENGTH) moved onto the Gaussian whose mean radius is their kernel's (_mean_radius_index):
+    a code the L2-nearest Gaussian pins to a sharp peak moves by how far its kernel blurs."""
+    codes = np.asarray(codes, np.float32)
+    return _onto_gaussians(pca, codes, _mean_radius_index(decode_kernel(pca, codes)))
 
 
 def nearest_gaussian_code_torch(pca: KernelPCA, codes: torch.Tensor) -> torch.Tensor:
     """nearest_gaussian_code for a tensor of codes, returned on the tensor's device (the loop's and training's twin)."""
     return torch.from_numpy(nearest_gaussian_code(pca, codes.detach().cpu().numpy())).to(codes.device)
+
+
+def mean_radius_gaussian_code_torch(pca: KernelPCA, codes: torch.Tensor) -> torch.Tensor:
+    """mean_radius_gaussian_code for a tensor of codes, on the tensor's device (the loop's twin)."""
+    return torch.from_numpy(mean_radius_gaussian_code(pca, codes.detach().cpu().numpy())).to(codes.device)

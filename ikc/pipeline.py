@@ -64,6 +64,7 @@ from .kernel_code import (
     decode_noise,
     encode,
     estimate_width,
+    mean_radius_gaussian_code_torch,
     nearest_gaussian_code_torch,
     nearest_gaussian_width,
     spread_projection,
@@ -78,6 +79,12 @@ MAX_ITERATIONS = 50
 # within 2x one SFTMD pass (training/LOG.md); the Predictor and Corrector train on 32-px patches.
 ESTIMATION_CROP = 28
 ESTIMATION_CROPS = 2
+# With gaussian_codes: a move onto the L2-nearest Gaussian of under STALL_WIDTH px while the update's kernel reads
+# over ESCAPE_WIDTH px from the current width by its mean radius is a stall (the update's sharp peak pins the L2
+# match), and the code moves by the mean radius instead (chosen on held-out photos and BSD58; training/LOG.md,
+# session 25).
+STALL_WIDTH = 0.02
+ESCAPE_WIDTH = 0.15
 # Below this level (0-255 scale) fine texture and 8-bit rounding read as noise (measured up to 3.2 on clean
 # benchmark photos), so step 0 keeps the Predictor's noise level; clean results stay exactly as they were.
 NOISE_TRUST_LEVEL = 4.0
@@ -381,16 +388,23 @@ class IKC:
         """The code after one Corrector update, and which way it moved the kernel (> 0: wider). With halving, an
         update that turns back is applied at half size. With Gaussian codes the turn is read on the width after the
         move onto the Gaussians: there the nearest Gaussian can flip to and fro while the raw update's spread keeps
-        its sign, a 2-cycle the spread never shows (training/LOG.md, session 18)."""
+        its sign, a 2-cycle the spread never shows (training/LOG.md, session 18). A stall (STALL_WIDTH) moves by
+        the update's mean radius: near 0.7 px the L2 match follows a sharp peak and held a kernel there for good."""
         if not self.keeps_gaussian_codes:
             change = float(update[0, :PCA_COMPONENTS] @ self._spread_weights)
             halved = self.halves_reversals and change * last_change < 0
             return code + (update / 2 if halved else update), change
+        width = self._width(code)
         moved = nearest_gaussian_code_torch(self.pca, code + update)
-        change = self._width(moved) - self._width(code)
+        change = self._width(moved) - width
         if self.halves_reversals and change * last_change < 0:
-            moved = nearest_gaussian_code_torch(self.pca, code + update / 2)
-            change = self._width(moved) - self._width(code)
+            update = update / 2
+            moved = nearest_gaussian_code_torch(self.pca, code + update)
+            change = self._width(moved) - width
+        if abs(change) < STALL_WIDTH:
+            spread = mean_radius_gaussian_code_torch(self.pca, code + update)
+            if abs(self._width(spread) - width) > ESCAPE_WIDTH:
+                moved, change = spread, self._width(spread) - width
         return moved, change if change != 0 else last_change  # a step that stays keeps the last direction
 
     def _width(self, code: torch.Tensor) -> float:

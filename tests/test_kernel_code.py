@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 
 import ikc
-from ikc.kernel_code import CODE_LENGTH, decode_noise, nearest_gaussian_code, nearest_gaussian_width
+from ikc.kernel_code import (
+    CODE_LENGTH,
+    decode_noise,
+    mean_radius_gaussian_code,
+    mean_radius_width,
+    nearest_gaussian_code,
+    nearest_gaussian_width,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +72,17 @@ def test_the_width_of_a_kernel_is_the_gaussian_width_that_blurs_as_far():
     mixture = 0.6 * ikc.gaussian_kernel(0.8) + 0.4 * ikc.gaussian_kernel(2.5)
     assert nearest_gaussian_width(mixture) < 1.3
     assert ikc.estimate_width(mixture) == pytest.approx(np.sqrt(0.6 * 0.8 ** 2 + 0.4 * 2.5 ** 2), abs=0.02)
+
+
+def test_a_blend_of_gaussians_reads_by_its_mean_radius_as_the_mean_of_their_widths(pca):
+    gaussians = np.stack([ikc.gaussian_kernel(s) for s in (0.3, 0.7, 1.8, 3.2)])
+    assert mean_radius_width(gaussians).tolist() == pytest.approx([0.3, 0.7, 1.8, 3.2], abs=0.01)
+    blend = 0.5 * ikc.gaussian_kernel(0.8) + 0.5 * ikc.gaussian_kernel(1.8)
+    assert mean_radius_width(blend) == pytest.approx(1.3, abs=0.03)  # the L2 match reads its peak, the std its RMS
+    assert nearest_gaussian_width(blend) < 1.2 and ikc.estimate_width(blend) > 1.35
+    code = ikc.encode(pca, blend, noise_sigma=5.0)
+    moved = mean_radius_gaussian_code(pca, code)
+    width = float(mean_radius_width(ikc.decode_kernel(pca, code)))
+    assert np.allclose(moved, ikc.encode(pca, ikc.gaussian_kernel(width), noise_sigma=5.0), atol=1e-5)
+    gaussian = ikc.encode(pca, ikc.gaussian_kernel(2.3))
+    assert np.allclose(mean_radius_gaussian_code(pca, gaussian), gaussian, atol=1e-5)

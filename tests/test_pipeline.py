@@ -7,6 +7,7 @@ import torch
 
 import ikc
 from ikc.checkpoint import write_manifest
+from ikc.kernel_code import mean_radius_width, nearest_gaussian_width
 from ikc.pipeline import available_cpus, quota_cpus, textured_windows
 from training import export
 
@@ -289,6 +290,33 @@ def test_export_sets_the_halving_of_a_shipped_corrector_which_the_loop_follows_u
     export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
                  "--data", str(photo_dir), "--halve-reversals", "off"])
     assert not ikc.load(4, folder).halves_reversals
+
+
+class TargetCorrector(torch.nn.Module):
+    """Proposes the whole step to a fixed target code, whatever the image."""
+
+    def __init__(self, target: np.ndarray):
+        super().__init__()
+        self.target = torch.from_numpy(target)[None]
+
+    def forward(self, sr: torch.Tensor, code: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        update = self.target - code
+        update[:, -1] = 0
+        return update
+
+
+def test_a_gaussian_code_pinned_by_a_sharp_peak_moves_by_the_kernels_mean_radius(model, lr_image):
+    blend = 0.85 * ikc.gaussian_kernel(0.7) + 0.15 * ikc.gaussian_kernel(4.0)  # "wider", with the sharp peak kept
+    target = model.code_for(blend)
+    decoded = ikc.decode_kernel(model.pca, target)
+    pinned, spread = float(nearest_gaussian_width(decoded)), float(mean_radius_width(decoded))
+    assert spread - pinned > 0.3  # the L2-nearest Gaussian follows the peak; the mean radius reads the blend
+    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, TargetCorrector(target), gaussian_codes=True,
+                     halve_reversals=False)
+    start = model.code_for(ikc.gaussian_kernel(pinned))  # where the L2 move alone would stay for good
+    widths = [step.kernel_width for step in looped.run(lr_image, 2, init_code=start, render="none")]
+    assert widths[0] == pytest.approx(pinned) and widths[1] == pytest.approx(spread, abs=0.01)
+    assert widths[2] == pytest.approx(pinned, abs=0.01)  # from there the move onto the L2-nearest one is no stall
 
 
 @pytest.mark.parametrize("keep", [True, False])
