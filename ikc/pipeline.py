@@ -403,8 +403,9 @@ class IKC:
             change = self._width(moved) - width
         if abs(change) < STALL_WIDTH:
             spread = mean_radius_gaussian_code_torch(self.pca, code + update)
-            if abs(self._width(spread) - width) > ESCAPE_WIDTH:
-                moved, change = spread, self._width(spread) - width
+            spread_change = self._width(spread) - width
+            if abs(spread_change) > ESCAPE_WIDTH:
+                moved, change = spread, spread_change
         return moved, change if change != 0 else last_change  # a step that stays keeps the last direction
 
     def _width(self, code: torch.Tensor) -> float:

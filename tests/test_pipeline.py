@@ -248,15 +248,17 @@ def test_bad_estimation_settings_are_refused(tiny_checkpoints, crop, crops):
         ikc.load(4, tiny_checkpoints, estimation_crop=crop, estimation_crops=crops)
 
 
-class OvershootingCorrector(torch.nn.Module):
-    """Proposes twice the step to a target code: applied in full, the estimate jumps to and fro for ever."""
+class TargetCorrector(torch.nn.Module):
+    """Proposes `gain` times the step to a fixed target code, whatever the image; with gain 2, applied in full, the
+    estimate jumps to and fro for ever."""
 
-    def __init__(self, target: np.ndarray):
+    def __init__(self, target: np.ndarray, gain: float = 1.0):
         super().__init__()
         self.target = torch.from_numpy(target)[None]
+        self.gain = gain
 
     def forward(self, sr: torch.Tensor, code: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        update = 2 * (self.target - code)
+        update = self.gain * (self.target - code)
         update[:, -1] = 0
         return update
 
@@ -265,7 +267,7 @@ class OvershootingCorrector(torch.nn.Module):
 @pytest.mark.parametrize("halve", [True, False])
 def test_a_step_that_turns_back_is_halved_which_stops_an_overshooting_corrector(model, lr_image, halve, gaussian):
     target = model.code_for(ikc.gaussian_kernel(2.5))
-    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, OvershootingCorrector(target), halve_reversals=halve,
+    looped = ikc.IKC(model.sftmd, model.pca, model.predictor, TargetCorrector(target, gain=2), halve_reversals=halve,
                      gaussian_codes=gaussian)
     start = model.code_for(ikc.gaussian_kernel(1.0))
     widths = [step.kernel_width for step in looped.run(lr_image, 6, init_code=start, render="none")]
@@ -290,19 +292,6 @@ def test_export_sets_the_halving_of_a_shipped_corrector_which_the_loop_follows_u
     export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
                  "--data", str(photo_dir), "--halve-reversals", "off"])
     assert not ikc.load(4, folder).halves_reversals
-
-
-class TargetCorrector(torch.nn.Module):
-    """Proposes the whole step to a fixed target code, whatever the image."""
-
-    def __init__(self, target: np.ndarray):
-        super().__init__()
-        self.target = torch.from_numpy(target)[None]
-
-    def forward(self, sr: torch.Tensor, code: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        update = self.target - code
-        update[:, -1] = 0
-        return update
 
 
 def test_a_gaussian_code_pinned_by_a_sharp_peak_moves_by_the_kernels_mean_radius(model, lr_image):
