@@ -4,7 +4,7 @@
                                    [--widths 1.8,2.6,3.2] [--crop 192] [--limit 15] [--iterations 7]
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
                                    [--estimation-crop 0] [--estimation-crops N] [--window-quantile Q]
-                                   [--window-groups G]
+                                   [--window-groups G] [--window-pool P]
                                    [--window-gap] [--best-render]
                                    [--jpeg-quality Q]
 
@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window-groups", type=int,
                         help="groups of windows the Corrector reads in turn, one a step (default: as its checkpoint "
                              "says; IKC.corrector_window_groups)")
+    parser.add_argument("--window-pool", type=int,
+                        help="textured windows the Predictor reads, the Corrector reading the most typical of them "
+                             "(default: as its checkpoint says; IKC.corrector_window_pool)")
     parser.add_argument("--window-gap", action="store_true",
                         help="also compare the final width of the fast loop with the whole-image loop's")
     parser.add_argument("--best-render", action="store_true",
@@ -202,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ikc.use_available_cpus()
     options = {"noise_from_image": not args.predictor_noise, "halve_reversals": args.halve_reversals,
-               "gaussian_codes": args.gaussian_codes, "window_groups": args.window_groups}
+               "gaussian_codes": args.gaussian_codes, "window_groups": args.window_groups,
+               "window_pool": args.window_pool}
     if args.estimation_crop is not None:
         options["estimation_crop"] = args.estimation_crop or None
     if args.estimation_crops is not None:
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                "options": {**options, "halve_reversals": model.halves_reversals,
                            "gaussian_codes": model.keeps_gaussian_codes,
                            "window_quantile": model.window_quantile, "window_groups": model.corrector_window_groups,
+                           "window_pool": model.corrector_window_pool,
                            "estimation_crop": model.estimation_crop,
                            "estimation_crops": model.estimation_crops}, "results": results}
     if args.window_gap:

@@ -5,6 +5,7 @@
                                 [--estimation-crop 0]   # the full-image loop, for comparison
                                 [--window-quantile 0.8] # the Corrector's windows less textured (an experiment)
                                 [--window-groups 3]     # the Corrector reads 3 groups of windows in turn
+                                [--window-pool 8]       # it reads the 2 most typical of the 8 most textured
                                 [--workers 2]           # pairs shared among 2 processes (2 cores: ~2x faster)
                                 [--final-only]          # no per-iteration curve: renders 2 IKC steps, not 8
                                 [--jpeg-quality 70]     # the LR images saved as JPEG at this quality
@@ -156,6 +157,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--window-groups", type=int,
                         help="groups of windows the Corrector reads in turn, one a step (default: as the Corrector's "
                              "checkpoint says; IKC.corrector_window_groups)")
+    parser.add_argument("--window-pool", type=int,
+                        help="textured windows the Predictor reads, the Corrector reading the most typical of them "
+                             "(default: as the Corrector's checkpoint says; IKC.corrector_window_pool)")
     parser.add_argument("--final-only", action="store_true",
                         help="render only IKC's steps 0 (p_sftmd) and last (ikc), no per-iteration curve; ~4x faster")
     parser.add_argument("--halve-reversals", action=argparse.BooleanOptionalAction,
@@ -187,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
                      estimation_crop=args.estimation_crop or None,
                      estimation_crops=args.estimation_crops, window_quantile=args.window_quantile,
                      halve_reversals=args.halve_reversals,
-                     gaussian_codes=args.gaussian_codes, window_groups=args.window_groups) if needs_model else None
+                     gaussian_codes=args.gaussian_codes, window_groups=args.window_groups,
+                     window_pool=args.window_pool) if needs_model else None
     started = time.time()
     result = evaluate(model, hr_paths, args.scale, parse_sigmas(args.sigmas, args.scale), args.noise,
                       args.iterations, methods, args.workers, not args.final_only, args.jpeg_quality)
@@ -199,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["halve_reversals"] = model.halves_reversals if model is not None and blind else None
     result["gaussian_codes"] = model.keeps_gaussian_codes if model is not None and blind else None
     result["window_groups"] = model.corrector_window_groups if windows_used else None
+    result["window_pool"] = model.corrector_window_pool if windows_used else None
     if model is not None:
         result["checkpoint"] = {k: model.metadata.get(k) for k in ("sftmd", "training") if k in model.metadata}
     print(markdown_table(result, args.hr_dir.name))

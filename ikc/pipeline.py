@@ -22,7 +22,11 @@ g > 1 (also in the checkpoint, `--window-groups`) the Predictor averages over g 
 and the Corrector reads them in g groups, one group a step (ranks g apart in each); each step moves the code to the
 mean of every group's latest reading (its code plus its update), so the estimate rests on more of the image at the
 cost of the same window pixels per step; moving to one group's reading alone zigzags (an experiment: it reads
-smooth photos wide, so no shipped Corrector uses it; training/LOG.md, session 24). With window_quantile below 1 the
+smooth photos wide, so no shipped Corrector uses it; training/LOG.md, session 24). With window_pool p above
+estimation_crops (also in the checkpoint, `--window-pool`) the Predictor averages its guesses over the p most
+textured windows and the Corrector reads the estimation_crops of them whose guessed width is nearest the guesses'
+median: typical textured windows rather than the strongest edges, which the x4 Corrector reads narrow (training/LOG.md,
+session 26). With window_quantile below 1 the
 Corrector reads less textured windows than the Predictor's (an experiment: no scale gains by it; session 18).
 
 An LR image stored as JPEG goes to `model.for_input(quality)`: the same loop, rendered by an SFTMD trained on
@@ -187,7 +191,8 @@ class IKC:
                  window_quantile: float = 1.0, tile_pixels: int | None = None, tile_overlap: int = 16,
                  noise_from_image: bool = True,
                  halve_reversals: bool | None = None, gaussian_codes: bool | None = None,
-                 window_groups: int | None = None, jpeg_sftmd: SFTMD | None = None,
+                 window_groups: int | None = None, window_pool: int | None = None,
+                 jpeg_sftmd: SFTMD | None = None,
                  jpeg_estimators: tuple[Predictor, Corrector] | None = None):
         if estimation_crop is not None and estimation_crop < MIN_LR_SIZE or estimation_crops < 1:
             raise ValueError(f"estimation_crop must be None or at least {MIN_LR_SIZE} px and estimation_crops at "
@@ -196,6 +201,8 @@ class IKC:
             raise ValueError(f"window_quantile must be from 0 to 1; got {window_quantile!r}")
         if window_groups is not None and not (isinstance(window_groups, int) and window_groups >= 1):
             raise ValueError(f"window_groups must be None or a whole number, 1 or more; got {window_groups!r}")
+        if window_pool is not None and not (isinstance(window_pool, int) and window_pool >= 0):
+            raise ValueError(f"window_pool must be None or a whole number, 0 or more; got {window_pool!r}")
         self.sftmd = sftmd.eval().to(memory_format=CL)
         self.predictor = predictor.eval() if predictor is not None else None
         self.corrector = corrector.eval().to(memory_format=CL) if corrector is not None else None
@@ -211,6 +218,7 @@ class IKC:
         self.halve_reversals = halve_reversals  # None: as the Corrector's checkpoint says (halves_reversals)
         self.gaussian_codes = gaussian_codes  # None: as the Corrector's checkpoint says (keeps_gaussian_codes)
         self.window_groups = window_groups  # None: as the Corrector's checkpoint says (corrector_window_groups)
+        self.window_pool = window_pool  # None: as the Corrector's checkpoint says (corrector_window_pool)
         self.jpeg_sftmd = jpeg_sftmd.eval().to(memory_format=CL) if jpeg_sftmd is not None else None
         self.jpeg_estimators = None if jpeg_estimators is None else (
             jpeg_estimators[0].eval(), jpeg_estimators[1].eval().to(memory_format=CL))
@@ -285,6 +293,13 @@ class IKC:
         the pipeline was made, else as the Corrector's checkpoint says (1: the same windows at every step)."""
         return int(self._loop_setting(self.window_groups, "window_groups", 1))
 
+    @property
+    def corrector_window_pool(self) -> int:
+        """How many textured windows the Predictor reads, the Corrector then reading the estimation_crops of them with
+        the most typical guesses: as asked when the pipeline was made, else as the Corrector's checkpoint says (0: no
+        pool, both read the estimation_crops most textured ones)."""
+        return int(self._loop_setting(self.window_pool, "window_pool", 0))
+
     def _loop_setting(self, asked: bool | int | None, key: str, default: bool | int) -> bool | int:
         """A loop setting: `asked` unless None, else `key` in the checkpoint of the Corrector in use (or default)."""
         if asked is not None:
@@ -354,13 +369,19 @@ class IKC:
             raise CheckpointError(f"no Corrector checkpoint for x{self.scale}: only 0 iterations are possible")
         lr = to_tensor(lr_pixels).to(self.device).contiguous(memory_format=CL)
         groups = self.corrector_window_groups
-        regions = self._estimation_regions(lr, self.window_quantile, groups)
+        pooled = self._pooled_windows(lr)
+        if pooled is not None:  # the Corrector reads the pool's typical windows; step 0 averages all its guesses
+            regions, guesses = pooled
+        else:
+            regions = self._estimation_regions(lr, self.window_quantile, groups)
         whole = regions.shape[0] == 1 and regions.shape[-2:] == lr.shape[-2:]
         if init_code is not None:
             code = torch.from_numpy(np.asarray(init_code, np.float32))[None].to(self.device)
+        elif pooled is not None:
+            code = self._predict(guesses, lr_pixels)
         else:  # the Predictor reads the most textured windows: the Corrector's own unless it asked for others
             textured = regions if self.window_quantile == 1.0 else self._estimation_regions(lr, 1.0, groups)
-            code = self._predict(textured, lr_pixels)
+            code = self._predict(self.predictor(textured), lr_pixels)
         window_sets = [regions[g::groups] for g in range(min(groups, len(regions)))]  # ranks g apart in each
         crop_sr, windows, last_change = None, window_sets[0], 0.0
         readings: dict[int, torch.Tensor] = {}  # with groups: each group's latest corrected code
@@ -415,24 +436,41 @@ class IKC:
         """All steps of `steps` as a list."""
         return list(self.steps(lr_pixels, iterations, **options))
 
-    def _predict(self, crops: torch.Tensor, lr_pixels: np.ndarray) -> torch.Tensor:
-        """Step 0's code: the Predictor's guess, averaged over the windows, with the noise level read from the
+    def _predict(self, guesses: torch.Tensor, lr_pixels: np.ndarray) -> torch.Tensor:
+        """Step 0's code: the Predictor's guesses (one per window) averaged, with the noise level read from the
         image's flat regions (ikc.noise) when noise_from_image is set and that reading shows clear noise."""
-        code = self.predictor(crops).mean(0, keepdim=True)
+        code = guesses.mean(0, keepdim=True)
         if self.noise_from_image:
             noise = estimate_noise(lr_pixels)
             if noise >= NOISE_TRUST_LEVEL:
                 code[0, PCA_COMPONENTS] = noise / NOISE_CODE_SCALE
         return code
 
-    def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0, groups: int = 1) -> torch.Tensor:
-        """The `groups` x estimation_crops windows at this energy quantile (textured_windows) as one batch, best
-        first, or the whole image: the Predictor looks at the most textured ones (1.0), the Corrector at those of
-        `window_quantile`."""
+    def _pooled_windows(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """With a window pool (corrector_window_pool above estimation_crops) and a Predictor: the estimation_crops
+        windows of the pool's most textured ones whose guessed width lies nearest the guesses' median, and the
+        Predictor's guess for every pool window. None without a pool, or for an image no larger than one window."""
+        pool = self.corrector_window_pool
+        if pool <= self.estimation_crops or self.predictor is None or self.estimation_crop is None \
+                or max(lr.shape[-2:]) <= self.estimation_crop:
+            return None
+        if self.corrector_window_groups > 1 or self.window_quantile != 1.0:
+            raise ValueError("a window pool picks the Corrector's windows itself: it takes no window groups or quantile")
+        windows = self._estimation_regions(lr, 1.0, count=pool)
+        guesses = self.predictor(windows)
+        widths = np.array([estimate_width(decode_kernel(self.pca, guess.cpu().numpy())) for guess in guesses])
+        typical = np.argsort(np.abs(widths - np.median(widths)), kind="stable")[:self.estimation_crops]
+        return windows[np.sort(typical).tolist()], guesses
+
+    def _estimation_regions(self, lr: torch.Tensor, quantile: float = 1.0, groups: int = 1,
+                            count: int | None = None) -> torch.Tensor:
+        """The `groups` x estimation_crops windows (or `count` of them) at this energy quantile (textured_windows)
+        as one batch, best first, or the whole image: the Predictor looks at the most textured ones (1.0), the
+        Corrector at those of `window_quantile`."""
         size = self.estimation_crop
         if size is None or max(lr.shape[-2:]) <= size:
             return lr
-        corners = textured_windows(lr, size, self.estimation_crops * groups, quantile)
+        corners = textured_windows(lr, size, count or self.estimation_crops * groups, quantile)
         return torch.cat([lr[..., top:top + size, left:left + size] for top, left in corners])
 
     def _sftmd(self, lr: torch.Tensor, code: torch.Tensor, network: SFTMD | None = None) -> torch.Tensor:

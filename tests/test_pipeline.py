@@ -221,6 +221,36 @@ def test_with_window_groups_each_step_moves_to_the_mean_of_every_groups_latest_r
     assert codes[1:] == pytest.approx([c0 + 0.3, c0 + 0.15, c0 + 0.15, c0 + 0.2], abs=1e-5)  # (c1 + d ...) / 3 at 4
 
 
+def test_with_a_window_pool_the_corrector_reads_the_windows_of_typical_guesses_and_step_0_averages_all(
+        tiny_checkpoints, lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_pool=6)
+    lr = ikc.imageio.to_tensor(lr_image)
+    pool = model._estimation_regions(lr, 1.0, count=6)  # the 6 most textured windows, best first
+    widths = [0.8, 1.5, 2.0, 2.1, 3.5, 2.5]  # median 2.05: windows 2 and 3 are the typical ones
+    guesses = torch.from_numpy(np.stack([model.code_for(ikc.gaussian_kernel(w)) for w in widths]))
+    model.predictor = lambda windows: guesses[:len(windows)] if torch.equal(windows, pool) else None
+    seen = []
+    model.corrector = lambda sr, code, windows: seen.append(windows) or torch.zeros_like(code)
+    steps = model.run(lr_image, 2, render="none")
+    assert len(seen) == 2 and all(torch.equal(w, pool[[2, 3]]) for w in seen)
+    assert np.allclose(steps[0].code[:-1], guesses.mean(0).numpy()[:-1], atol=1e-6)
+
+
+def test_a_window_pool_no_larger_than_the_windows_changes_nothing(tiny_checkpoints, lr_image):
+    default = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2).run(lr_image, 2)
+    for pool in (0, 2):
+        same = ikc.load(4, tiny_checkpoints, estimation_crop=16, estimation_crops=2, window_pool=pool).run(lr_image, 2)
+        assert all(np.array_equal(a.code, b.code) and np.array_equal(a.sr, b.sr) for a, b in zip(same, default))
+
+
+def test_a_window_pool_with_window_groups_is_refused(tiny_checkpoints, lr_image):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16, window_pool=6, window_groups=2)
+    with pytest.raises(ValueError, match="window pool"):
+        model.run(lr_image, 1)
+    with pytest.raises(ValueError, match="window_pool must be"):
+        ikc.load(4, tiny_checkpoints, window_pool=-1)
+
+
 @pytest.mark.parametrize("groups", [0, 2.5, "3"])
 def test_window_groups_that_are_not_a_whole_number_from_1_are_refused(tiny_checkpoints, groups):
     with pytest.raises(ValueError, match="window_groups must be"):
@@ -341,6 +371,9 @@ def test_export_sets_the_window_groups_of_a_shipped_corrector(tiny_checkpoints, 
         export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
                      "--data", str(photo_dir), "--window-groups", "0"])
     assert ikc.load(4, folder).corrector_window_groups == 3  # refused before anything was written
+    export.main(["--scale", "4", "--sftmd-run", str(folder / "sftmd_x4.safetensors"), "--out", str(folder),
+                 "--data", str(photo_dir), "--window-pool", "8"])
+    assert ikc.load(4, folder).corrector_window_pool == 8 and ikc.load(4, folder).corrector_window_groups == 3
 
 
 def test_halving_without_a_corrector_file_is_refused(tiny_checkpoints, photo_dir, tmp_path):

@@ -17,7 +17,8 @@ ikc_x{scale} (just written or already in --out, its weights unchanged), how the 
 --halve-reversals whether it halves an update that turns back (ikc.IKC.halves_reversals; that depends on how much
 the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
 (ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way), --window-groups in how many groups of
-windows the Corrector reads the image, one group a step (ikc.IKC.corrector_window_groups; 1 by default).
+windows the Corrector reads the image, one group a step (ikc.IKC.corrector_window_groups; 1 by default),
+--window-pool how many textured windows the Predictor reads for the Corrector to pick from (ikc.IKC.corrector_window_pool).
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
                       jpeg: bool = False, loop_flags: dict[str, bool | int] | None = None,
                       blend_with: tuple[dict[str, torch.Tensor], dict] | None = None, blend_weight: float = 0.5) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
-    the given loop settings (LOOP_FLAGS, and window_groups) over those the run implies. For JPEG inputs (`jpeg`),
+    the given loop settings (LOOP_FLAGS, window_groups and window_pool) over those the run implies. For JPEG inputs (`jpeg`),
     the run must have trained on them, the metadata keeps their qualities, and the weights are stored in float16
     (half the bytes, so that the tree still travels to a lent GPU with the packed photos). With `blend_with`
     (another P/C file, read with read_file) the Corrector is blended with that file's (blend_corrector)."""
@@ -140,7 +141,7 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
 
 
 def set_loop_flags(path: Path, flags: dict[str, bool | int]) -> Path:
-    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, and window_groups), its weights
+    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, window_groups and window_pool), its weights
     unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
@@ -167,7 +168,7 @@ def export(scale: int, sftmd_run: Path, ikc_run: Path | None, out: Path, data_di
            loop_flags: dict[str, bool | int] | None = None, blend_with: Path | None = None,
            blend_weight: float = 0.5) -> list[Path]:
     """Write sftmd_x{scale} (and ikc_x{scale}, sftmd_x{scale}_jpeg, ikc_x{scale}_jpeg) into `out`, and set
-    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS, and window_groups) where given, its Corrector blended with
+    ikc_x{scale}'s `loop_flags` (LOOP_FLAGS, window_groups and window_pool) where given, its Corrector blended with
     `blend_with`'s when given (blend_corrector); returns the written paths."""
     if blend_with is not None and ikc_run is None:
         raise SystemExit("--blend-with needs --ikc-run: the run's Corrector is blended with that file's")
@@ -220,6 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window-groups", type=int,
                         help="how many groups of windows ikc_x{scale}'s Corrector reads in turn, one group a step "
                              "(ikc.IKC.corrector_window_groups; default: as the file says; a new file: 1)")
+    parser.add_argument("--window-pool", type=int,
+                        help="how many textured windows ikc_x{scale}'s Predictor reads, its Corrector reading the "
+                             "most typical of them (ikc.IKC.corrector_window_pool; default: as the file says; a new "
+                             "file: 0, no pool)")
     parser.add_argument("--blend-with", type=Path, help="a P/C file (e.g. the shipped ikc_x{scale}) whose Corrector "
                         "is blended with the run's")
     parser.add_argument("--blend-weight", type=float, default=0.5, help="the run's share of the blended Corrector")
@@ -231,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.window_groups < 1:
             parser.error(f"--window-groups must be 1 or more, got {args.window_groups}")
         flags["window_groups"] = args.window_groups
+    if args.window_pool is not None:
+        if args.window_pool < 0:
+            parser.error(f"--window-pool must be 0 or more, got {args.window_pool}")
+        flags["window_pool"] = args.window_pool
     for path in export(args.scale, args.sftmd_run, args.ikc_run, args.out, args.data, args.jpeg_sftmd_run,
                        args.jpeg_ikc_run, flags, args.blend_with, args.blend_weight):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
