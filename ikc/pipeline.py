@@ -451,12 +451,14 @@ class IKC:
         windows of the pool's most textured ones whose guessed width lies nearest the guesses' median, and the
         Predictor's guess for every pool window. None without a pool, or for an image no larger than one window."""
         pool = self.corrector_window_pool
-        if pool <= self.estimation_crops or self.predictor is None or self.estimation_crop is None \
-                or max(lr.shape[-2:]) <= self.estimation_crop:
+        if pool <= self.estimation_crops or self.predictor is None:
+            return None
+        windows = self._estimation_regions(lr, 1.0, count=pool)
+        if windows.shape[-2:] == lr.shape[-2:]:  # the whole image: nothing to pick from
             return None
         if self.corrector_window_groups > 1 or self.window_quantile != 1.0:
-            raise ValueError("a window pool picks the Corrector's windows itself: it takes no window groups or quantile")
-        windows = self._estimation_regions(lr, 1.0, count=pool)
+            raise ValueError("a window pool picks the Corrector's windows itself: it takes no window groups or "
+                             "quantile")
         guesses = self.predictor(windows)
         widths = np.array([estimate_width(decode_kernel(self.pca, guess.cpu().numpy())) for guess in guesses])
         typical = np.argsort(np.abs(widths - np.median(widths)), kind="stable")[:self.estimation_crops]

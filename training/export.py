@@ -18,7 +18,8 @@ ikc_x{scale} (just written or already in --out, its weights unchanged), how the 
 the Corrector overshoots), --gaussian-codes whether every update lands on the nearest isotropic Gaussian
 (ikc.IKC.keeps_gaussian_codes; on by default for a run trained that way), --window-groups in how many groups of
 windows the Corrector reads the image, one group a step (ikc.IKC.corrector_window_groups; 1 by default),
---window-pool how many textured windows the Predictor reads for the Corrector to pick from (ikc.IKC.corrector_window_pool).
+--window-pool how many textured windows the Predictor reads for the Corrector to pick from
+(ikc.IKC.corrector_window_pool; 0 by default: no pool).
 """
 from __future__ import annotations
 
@@ -114,9 +115,9 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
                       jpeg: bool = False, loop_flags: dict[str, bool | int] | None = None,
                       blend_with: tuple[dict[str, torch.Tensor], dict] | None = None, blend_weight: float = 0.5) -> Path:
     """Write the Predictor and Corrector of a P/C run (its folder, or one of its state files) to `target`, with
-    the given loop settings (LOOP_FLAGS, window_groups and window_pool) over those the run implies. For JPEG inputs (`jpeg`),
-    the run must have trained on them, the metadata keeps their qualities, and the weights are stored in float16
-    (half the bytes, so that the tree still travels to a lent GPU with the packed photos). With `blend_with`
+    the given loop settings (LOOP_FLAGS, window_groups and window_pool) over those the run implies. For JPEG inputs
+    (`jpeg`), the run must have trained on them, the metadata keeps their qualities, and the weights are stored in
+    float16 (half the bytes, so that the tree still travels to a lent GPU with the packed photos). With `blend_with`
     (another P/C file, read with read_file) the Corrector is blended with that file's (blend_corrector)."""
     ikc_state = ikc_run if ikc_run.is_file() else ikc_run / "state.safetensors"
     tensors, meta = read_state(ikc_state)
@@ -141,8 +142,8 @@ def export_estimators(ikc_run: Path, target: Path, pca: KernelPCA, sftmd_run: Pa
 
 
 def set_loop_flags(path: Path, flags: dict[str, bool | int]) -> Path:
-    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, window_groups and window_pool), its weights
-    unchanged."""
+    """Rewrite a Predictor/Corrector file with the given loop settings (LOOP_FLAGS, window_groups and window_pool),
+    its weights unchanged."""
     tensors, metadata = read_file(path)
     weights = {key: value for key, value in tensors.items() if not key.startswith("pca.")}
     return write_tensors(path, weights, read_pca(tensors), {**metadata, **flags}, "ikc")
