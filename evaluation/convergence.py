@@ -5,7 +5,7 @@
                                    [--checkpoints DIR] [--no-psnr] [--predictor-noise] [--halve-reversals]
                                    [--estimation-crop 0] [--estimation-crops N] [--window-quantile Q]
                                    [--window-groups G] [--window-pool P]
-                                   [--window-gap] [--best-render]
+                                   [--window-gap] [--window-readings N] [--best-render]
                                    [--jpeg-quality Q]
 
 Each HR photo's centre crop is blurred with each width (default: three of the scale's Gaussian8 widths, its
@@ -26,6 +26,8 @@ import numpy as np
 
 import ikc
 from ikc.checkpoint import CHECKPOINT_DIR
+from ikc.imageio import to_tensor
+from ikc.pipeline import textured_windows
 from training.dataset import list_images
 
 PREDICTOR = "predictor"
@@ -123,6 +125,20 @@ def window_gap(model: ikc.IKC, whole_image: ikc.IKC, cases: list[Case], iteratio
             "whole_error": round(float(np.abs(whole - truth).mean()), 4)}
 
 
+def window_readings(model: ikc.IKC, cases: list[Case], count: int, iterations: int = 7) -> list[dict]:
+    """Per case, where the Corrector settles reading each of the `count` most textured windows alone (best
+    first), started from the true Gaussian: a window's own bias, which the loop's window pick can only average."""
+    size = model.estimation_crop or max(cases[0].lr.shape[:2])
+    rows = []
+    for case in cases:
+        corners = textured_windows(to_tensor(case.lr), size, count)
+        true_code = model.code_for(ikc.gaussian_kernel(case.width))
+        readings = [model.run(case.lr[top:top + size, left:left + size], iterations, init_code=true_code,
+                              render="none")[-1].kernel_width for top, left in corners]
+        rows.append({"name": case.name, "width": case.width, "readings": [round(r, 3) for r in readings]})
+    return rows
+
+
 def best_render_offsets(model: ikc.IKC, cases: list[Case], offsets: np.ndarray) -> dict[float, float]:
     """Per true width: the mean offset (assumed - true width) at which SFTMD, told a Gaussian of the assumed
     width, scores its best PSNR-Y; the width a Corrector would have to settle on for the best picture."""
@@ -197,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(default: as its checkpoint says; IKC.corrector_window_pool)")
     parser.add_argument("--window-gap", action="store_true",
                         help="also compare the final width of the fast loop with the whole-image loop's")
+    parser.add_argument("--window-readings", type=int, metavar="N",
+                        help="also give, per case, the width the Corrector settles on reading each of the N most "
+                             "textured windows alone, from the true width")
     parser.add_argument("--best-render", action="store_true",
                         help="also find, per true width, the assumed width offset SFTMD renders best (-0.6..0.6)")
     parser.add_argument("--jpeg-quality", type=int, help="save each LR image as JPEG at this quality (30-95)")
@@ -241,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
         whole_image = ikc.load(args.scale, args.checkpoints, **{**options, "estimation_crop": None})
         summary["window_gap"] = window_gap(model, whole_image, cases, args.iterations)
         print("fast loop vs whole image, final width:", summary["window_gap"])
+    if args.window_readings:
+        summary["window_readings"] = window_readings(model, cases, args.window_readings, args.iterations)
+        for row in summary["window_readings"]:
+            print(f"{row['name']} at {row['width']}: windows read", " ".join(f"{r:.2f}" for r in row["readings"]))
     if args.best_render:
         summary["best_render_offset"] = best_render_offsets(model, cases, np.round(np.arange(-0.6, 0.61, 0.1), 2))
         print("offset of the width SFTMD renders best, per true width:", summary["best_render_offset"])

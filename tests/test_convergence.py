@@ -46,14 +46,30 @@ def test_command_line_writes_json_and_plot(tiny_checkpoints, tmp_path):
     out = tmp_path / "c.json"
     convergence.main(["--hr-dir", str(folder), "--scale", "4", "--checkpoints", str(tiny_checkpoints),
                       "--iterations", "2", "--crop", "96", "--json", str(out), "--plot", str(tmp_path / "c.png"),
-                      "--window-gap", "--best-render", "--estimation-crop", "16", "--estimation-crops", "3"])
+                      "--window-gap", "--best-render", "--estimation-crop", "16", "--estimation-crops", "3",
+                      "--window-readings", "2"])
     summary = json.loads(out.read_text())
     assert set(summary["results"]) == {"predictor", "1.0", "4.0"} and summary["photos"] == 1
     assert (summary["options"]["estimation_crop"], summary["options"]["estimation_crops"]) == (16, 3)
     assert len(summary["results"]["4.0"]["error"]) == 3 and summary["window_gap"]["gap"] >= 0
     assert Image.open(tmp_path / "c.png").size[0] > 600
+    rows = summary["window_readings"]  # a 24-px LR image has room for one 16-px window, not the 2 asked
+    assert [(row["name"], len(row["readings"])) for row in rows] == [("cat.png", 1)] * len(summary["widths"])
     offsets = summary["best_render_offset"]
     assert len(offsets) == 3 and all(-0.6 <= value <= 0.6 for value in offsets.values())
+
+
+@pytest.mark.slow
+def test_window_readings_start_each_window_alone_at_the_true_width(tiny_checkpoints):
+    model = ikc.load(4, tiny_checkpoints, estimation_crop=16)
+    cases = convergence.make_cases([("coffee", photo("coffee")[:200, :200])], 4, [1.8, 3.2], crop=192)
+    at_start = convergence.window_readings(model, cases, count=3, iterations=0)
+    assert [(row["width"], len(row["readings"])) for row in at_start] == [(1.8, 3), (3.2, 3)]
+    assert all(reading == pytest.approx(row["width"], abs=0.011) for row in at_start for reading in row["readings"])
+    corrected = convergence.window_readings(model, cases[:1], count=3, iterations=2)[0]["readings"]
+    top, left = ikc.pipeline.textured_windows(ikc.imageio.to_tensor(cases[0].lr), 16, 1)[0]
+    alone = model.run(cases[0].lr[top:top + 16, left:left + 16], 2, init_code=model.code_for(ikc.gaussian_kernel(1.8)))
+    assert corrected[0] == pytest.approx(alone[-1].kernel_width, abs=1e-3)
 
 
 def test_cases_can_store_the_lr_image_as_jpeg():
