@@ -128,9 +128,9 @@ def window_gap(model: ikc.IKC, whole_image: ikc.IKC, cases: list[Case], iteratio
 def window_readings(model: ikc.IKC, cases: list[Case], count: int, iterations: int = 7) -> list[dict]:
     """Per case, where the Corrector settles reading each of the `count` most textured windows alone (best
     first), started from the true Gaussian: a window's own bias, which the loop's window pick can only average."""
-    size = model.estimation_crop or max(cases[0].lr.shape[:2])
     rows = []
     for case in cases:
+        size = model.estimation_crop or max(case.lr.shape[:2])  # no windows: the whole image
         corners = textured_windows(to_tensor(case.lr), size, count)
         true_code = model.code_for(ikc.gaussian_kernel(case.width))
         readings = [model.run(case.lr[top:top + size, left:left + size], iterations, init_code=true_code,
